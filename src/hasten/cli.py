@@ -1,0 +1,163 @@
+"""The ``hasten`` command: ``hasten worker module:attr`` and friends."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import typer
+
+from hasten.errors import ConfigurationError, HastenError
+from hasten.queue import Queue
+from hasten.worker import Worker
+
+__all__ = ["app", "load_target", "main", "run_async"]
+
+app = typer.Typer(
+    name="hasten",
+    help="hasten: an async Redis job queue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def load_target(target: str) -> Queue | Worker:
+    """Import ``module:attr`` (or arq-style ``module.attr``): a `Queue` or a `Worker`."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module_name, sep, attr = target.partition(":")
+    if not sep:
+        module_name, _, attr = target.rpartition(".")
+    if not module_name or not attr:
+        raise ConfigurationError(f"target {target!r} must look like module:attribute")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ConfigurationError(f"{module_name} has no attribute {attr!r}")
+    if callable(obj) and not isinstance(obj, Queue | Worker):
+        obj = obj()
+    if not isinstance(obj, Queue | Worker):
+        raise ConfigurationError(f"{target} is a {type(obj).__name__}, not a hasten Queue or Worker")
+    return obj
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a coroutine on uvloop when it is installed."""
+    try:
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from hasten import __version__
+
+        typer.echo(f"hasten {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """hasten: an async Redis job queue."""
+
+
+@app.command()
+def worker(
+    target: Annotated[str, typer.Argument(help="module:attribute naming a Queue or a Worker.")],
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Jobs run at once.")] = 100,
+    burst: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option("--reload", "--watch", help="Restart on code changes.")] = False,
+    shutdown_grace: Annotated[float, typer.Option(help="Seconds jobs get to finish on SIGTERM.")] = 30.0,
+    worker_id: Annotated[str | None, typer.Option("--id", help="This worker's id.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run workers for a queue."""
+    _configure_logging(verbose, quiet)
+    argv = [a for a in sys.argv[1:] if a not in ("--reload", "--watch")]
+    if reload:
+        try:
+            import watchfiles
+        except ImportError as exc:
+            raise typer.BadParameter("--reload needs watchfiles: pip install 'hasten[reload]'") from exc
+        command = subprocess.list2cmdline([sys.executable, "-m", "hasten", *argv])
+        watchfiles.run_process(os.getcwd(), target=command, target_type="command")
+        return
+    if workers > 1:
+        raise typer.Exit(_supervise(argv, workers))
+    try:
+        obj = load_target(target)
+    except (ImportError, HastenError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if isinstance(obj, Queue):
+        obj = Worker(
+            obj, concurrency=concurrency, burst=burst, shutdown_grace=shutdown_grace, worker_id=worker_id
+        )
+    else:
+        obj.burst = burst or obj.burst
+    running = obj
+
+    async def serve() -> None:
+        try:
+            await running.run()
+        finally:
+            await running.queue.close()
+
+    try:
+        run_async(serve)
+    except HastenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _supervise(argv: list[str], count: int) -> int:
+    """Run *count* single-process workers and pass signals on to them."""
+    args = [a for a in argv]
+    for flag in ("--workers", "-w"):
+        while flag in args:
+            i = args.index(flag)
+            del args[i : i + 2]
+    args = [a for a in args if not a.startswith("--workers=")]
+    children = [subprocess.Popen([sys.executable, "-m", "hasten", *args]) for _ in range(count)]
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,41 @@
+"""What a running job can know about itself: `JobContext`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+__all__ = ["CONTEXT", "JobContext"]
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext(Generic[R]):
+    """Injected into a task parameter annotated ``JobContext[...]``.
+
+    ```python
+    @queue.task()
+    async def import_rows(path: str, ctx: JobContext[Resources] = CONTEXT) -> int:
+        async with ctx.resources.db.begin() as tx:   # created once per worker by the lifespan
+            ...
+        log.info("attempt %d of job %s", ctx.attempt, ctx.job_id)
+    ```
+    The ``= CONTEXT`` default keeps the parameter out of ``enqueue()``'s signature for
+    type checkers; the worker always fills it in.
+    """
+
+    job_id: str
+    task: str
+    queue: str
+    attempt: int
+    """1 on the first run, 2 on the first retry, and so on."""
+    enqueued_at: datetime
+    worker_id: str
+    resources: R
+    """What the queue's worker lifespan yielded (None without a lifespan)."""
+
+
+CONTEXT: Any = object()
+"""Default value for a `JobContext` parameter; see `JobContext`."""

@@ -1,0 +1,5 @@
+"""The consumer side: a `Worker` claims jobs from Redis and runs them."""
+
+from hasten.worker.worker import Worker
+
+__all__ = ["Worker"]

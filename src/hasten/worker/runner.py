@@ -1,0 +1,299 @@
+"""Run one claimed job and turn what happened into an outcome for the finish script."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import traceback
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hasten.context import JobContext
+from hasten.errors import ArgumentError, DecodeError, Retry, SignatureError
+from hasten.job import ms_to_datetime, parse_header
+from hasten.middleware import JobOutcome, run_hooks
+from hasten.settings import Backoff
+
+if TYPE_CHECKING:
+    from hasten.queue import Queue
+    from hasten.task import Task
+
+__all__ = ["Claim", "Runner"]
+
+log = logging.getLogger("hasten.worker")
+
+Outcome = tuple[str, str, str, bytes | int | str, int | str]
+"""(id, token, kind, a, b) as the cycle script takes it: see cycle.lua."""
+
+_UNKNOWN_TASK_BACKOFF = Backoff(base=1.0, factor=2.0, max=60.0, jitter=0.3)
+
+
+@dataclass(slots=True)
+class Claim:
+    """A job this worker holds a lease on."""
+
+    id: str
+    token: str
+    attempt: int
+    body: bytes
+    started_ms: int
+    lease_ms: int = 0
+    task: asyncio.Task[None] | None = None
+    status: str = ""
+    """How the run ended: complete, failed, retrying, aborted, expired or released."""
+    stop_reason: str | None = None
+    """Why the worker cancelled it: "abort", "shutdown" or "lost" (its lease was taken)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    """Executes claims for one worker; never raises, always produces an outcome."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        worker_id: str,
+        resources: Any,
+        threads: ThreadPoolExecutor,
+        unknown_task_grace: float,
+        clock_offset_ms: list[float],
+    ) -> None:
+        self.queue = queue
+        self.codec = queue.codec
+        self.worker_id = worker_id
+        self.resources = resources
+        self.threads = threads
+        self.unknown_task_grace_ms = unknown_task_grace * 1000
+        self._offset = clock_offset_ms
+        self.middleware = queue.middleware
+
+    def redis_now_ms(self) -> int:
+        return int(time.time() * 1000 + self._offset[0])
+
+    def _record(self, claim: Claim, status: str, **fields: Any) -> bytes:
+        priority, _, enqueued, _ = parse_header(claim.body)
+        record = {
+            "s": status,
+            "a": claim.attempt,
+            "p": priority,
+            "eq": enqueued,
+            "st": claim.started_ms,
+            "ft": self.redis_now_ms(),
+            "w": self.worker_id,
+            **fields,
+        }
+        return self.codec.pack_record(record)
+
+    def _final(self, claim: Claim, ttl: float, status: str, **fields: Any) -> Outcome:
+        claim.status = status
+        return (claim.id, claim.token, "f", self._record(claim, status, **fields), int(ttl * 1000))
+
+    def _failed(
+        self,
+        claim: Claim,
+        ttl: float,
+        reason: str,
+        exc: BaseException | str,
+        task: str | None = None,
+        tb: str = "",
+    ) -> Outcome:
+        if isinstance(exc, BaseException):
+            error_type, message = type(exc).__qualname__, str(exc)
+            module = type(exc).__module__
+            if module not in ("builtins", "__main__"):
+                error_type = f"{module}.{error_type}"
+        else:
+            error_type, message = reason, exc
+        log.warning(
+            "job %s failed: %s: %s",
+            claim.id,
+            error_type,
+            message,
+            extra={
+                "job_id": claim.id,
+                "queue": self.queue.name,
+                "task": task,
+                "attempt": claim.attempt,
+                "reason": reason,
+            },
+        )
+        return self._final(claim, ttl, "failed", r=reason, et=error_type, em=message, tb=tb, t=task)
+
+    async def run(self, claim: Claim) -> Outcome:
+        ttl = 3600.0
+        try:
+            _, _, enqueued_ms, payload = parse_header(claim.body)
+            try:
+                envelope = self.codec.open(claim.id, payload)
+                name, arguments, overrides = _check_envelope(envelope)
+            except SignatureError as exc:
+                return self._failed(claim, ttl, "signature_invalid", exc)
+            except DecodeError as exc:
+                return self._failed(claim, ttl, "decode_error", exc)
+            task = self.queue.tasks.get(name)
+            if task is None:
+                return self._unknown_task(claim, name, enqueued_ms, ttl)
+            ttl = float(overrides.get("ttl", task.options.result_ttl))
+            expires_at = _expires_at(overrides, enqueued_ms)
+            if expires_at is not None and self.redis_now_ms() > expires_at:
+                log.info(
+                    "job %s expired before it started",
+                    claim.id,
+                    extra={"job_id": claim.id, "queue": self.queue.name, "task": name},
+                )
+                return self._final(claim, ttl, "expired", t=name, r="expired")
+            try:
+                args, kwargs = task.signature.load_arguments(arguments)
+            except (ArgumentError, ValueError) as exc:
+                return self._failed(claim, ttl, "validation_error", exc, name)
+            return await self._execute(claim, task, args, kwargs, overrides, ttl, enqueued_ms)
+        except Exception as exc:
+            # A bug in hasten itself must not kill the worker or lose the job.
+            log.exception("internal error running job %s", claim.id)
+            return self._failed(claim, ttl, "internal_error", exc, tb=traceback.format_exc())
+
+    def _unknown_task(self, claim: Claim, name: str, enqueued_ms: int, ttl: float) -> Outcome:
+        waited = self.redis_now_ms() - enqueued_ms
+        if waited > self.unknown_task_grace_ms:
+            return self._failed(
+                claim,
+                ttl,
+                "unknown_task",
+                f"no worker registered task {name!r} within the grace period",
+                name,
+            )
+        delay = _UNKNOWN_TASK_BACKOFF.delay(claim.attempt)
+        log.warning(
+            "job %s names unknown task %r (a rolling deploy?); retrying in %.1fs",
+            claim.id,
+            name,
+            delay,
+            extra={"job_id": claim.id, "task": name},
+        )
+        # "0": not counted as an attempt.
+        claim.status = "retrying"
+        return (claim.id, claim.token, "r", int(delay * 1000), "0")
+
+    async def _execute(
+        self,
+        claim: Claim,
+        task: Task[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        overrides: dict[str, Any],
+        ttl: float,
+        enqueued_ms: int,
+    ) -> Outcome:
+        ctx: JobContext[Any] = JobContext(
+            job_id=claim.id,
+            task=task.name,
+            queue=self.queue.name,
+            attempt=claim.attempt,
+            enqueued_at=ms_to_datetime(enqueued_ms),  # type: ignore[arg-type]
+            worker_id=self.worker_id,
+            resources=self.resources,
+        )
+        if (param := task.signature.context_param) is not None:
+            kwargs[param] = ctx
+        timeout = overrides.get("t", task.options.timeout)
+        retries = int(overrides.get("r", task.options.retries))
+        if self.middleware:
+            await run_hooks(self.middleware, "before_job", ctx)
+        started = time.perf_counter()
+        status, result = "complete", None
+        error: BaseException | None = None
+        outcome: Outcome
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                result = await self._call(task, args, kwargs)
+            record_value = self.codec.seal(claim.id, task.signature.dump_result(result))
+            outcome = self._final(claim, ttl, "complete", v=record_value, t=task.name)
+        except asyncio.CancelledError:
+            reason = claim.stop_reason
+            if reason is None:
+                raise
+            status = {"abort": "aborted", "shutdown": "released"}.get(reason, "lost")
+            if reason == "abort":
+                outcome = self._final(
+                    claim, ttl, "aborted", t=task.name, r="aborted", em="aborted while running"
+                )
+            else:
+                claim.status = "released"
+                outcome = (claim.id, claim.token, "l", "", "")
+        except Retry as exc:
+            status, error = "retrying", exc
+            outcome = self._retry_or_fail(claim, task, exc, retries, ttl, exc.delay)
+        except Exception as exc:
+            error = exc
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                exc = TimeoutError(f"timed out after {timeout}s")
+                error = exc
+            outcome = self._retry_or_fail(claim, task, exc, retries, ttl, None)
+            status = claim.status
+        if self.middleware:
+            duration = time.perf_counter() - started
+            await run_hooks(
+                self.middleware, "after_job", ctx, JobOutcome(status, duration, result, error), reverse=True
+            )
+        return outcome
+
+    async def _call(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if task.is_async:
+            coro: Awaitable[Any] = task.fn(*args, **kwargs)
+            return await coro
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.threads, functools.partial(task.fn, *args, **kwargs))
+
+    def _retry_or_fail(
+        self,
+        claim: Claim,
+        task: Task[Any, Any],
+        exc: BaseException,
+        retries: int,
+        ttl: float,
+        delay: float | None,
+    ) -> Outcome:
+        tb = "".join(traceback.format_exception(exc))
+        final = claim.attempt > retries or isinstance(exc, task.options.no_retry)
+        if final:
+            reason = "exception" if claim.attempt <= retries or retries == 0 else "retries_exhausted"
+            if isinstance(exc, task.options.no_retry):
+                reason = "not_retryable"
+            return self._failed(claim, ttl, reason, exc, task.name, tb)
+        if delay is None:
+            delay = task.options.backoff.delay(claim.attempt)
+        log.info(
+            "job %s attempt %d failed (%s: %s); retrying in %.2fs",
+            claim.id,
+            claim.attempt,
+            type(exc).__name__,
+            exc,
+            delay,
+            extra={"job_id": claim.id, "queue": self.queue.name, "task": task.name, "attempt": claim.attempt},
+        )
+        claim.status = "retrying"
+        return (claim.id, claim.token, "r", int(delay * 1000), "1")
+
+
+def _check_envelope(envelope: Any) -> tuple[str, Any, dict[str, Any]]:
+    if (
+        not isinstance(envelope, list)
+        or len(envelope) < 3
+        or not isinstance(envelope[0], str)
+        or not isinstance(envelope[1], dict)
+        or not isinstance(envelope[2], dict | None)
+    ):
+        raise DecodeError("payload is not a [task, arguments, options, meta] list")
+    return envelope[0], envelope[1], envelope[2] or {}
+
+
+def _expires_at(overrides: dict[str, Any], enqueued_ms: int) -> int | None:
+    if "xa" in overrides:
+        return int(overrides["xa"])
+    if "x" in overrides:
+        return enqueued_ms + int(overrides["x"])
+    return None

@@ -1,0 +1,426 @@
+"""The worker: claims jobs in batches, runs them, renews their leases, reports outcomes.
+
+One fetch loop claims jobs with the cycle script, which also carries the outcomes of
+finished jobs, so a busy worker spends one round trip per batch. When nothing is ready it
+blocks on the queue's wake list: Redis wakes it when a job arrives, or when the next
+delayed job or lease is due. A flush loop reports outcomes while the fetch loop is
+blocked; a renew loop extends leases every third of the shortest lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from hasten.errors import ConfigurationError, RedisError
+from hasten.job import parse_header
+from hasten.middleware import run_hooks
+from hasten.protocol.connection import check_server, make_client, redis_errors
+from hasten.protocol.scripts import SCRIPTS
+from hasten.queue import Queue
+from hasten.worker.runner import Claim, Outcome, Runner
+
+__all__ = ["Worker", "WorkerStats"]
+
+log = logging.getLogger("hasten.worker")
+
+_MAX_BLOCK_S = 5.0
+"""Longest single blocking wait, so a dead connection is noticed (not a poll: jobs wake us)."""
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """What one worker has done since it started."""
+
+    claimed: int = 0
+    complete: int = 0
+    failed: int = 0
+    retried: int = 0
+    aborted: int = 0
+    released: int = 0
+    fenced: int = 0
+    reclaimed: int = 0
+
+
+class Worker:
+    """Runs the jobs of one queue.
+
+    ```python
+    worker = Worker(queue, concurrency=100)
+    await worker.run()            # until SIGTERM/SIGINT or worker.stop()
+    await Worker(queue, burst=True).run()   # drain the queue, then return
+    ```
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        concurrency: int = 100,
+        burst: bool = False,
+        worker_id: str | None = None,
+        shutdown_grace: float = 30.0,
+        max_stalls: int = 3,
+        unknown_task_grace: float = 600.0,
+        threads: int | None = None,
+        handle_signals: bool = True,
+        check_redis: bool = True,
+    ) -> None:
+        if not 1 <= concurrency <= 1000:
+            raise ConfigurationError("concurrency must be between 1 and 1000")
+        self.queue = queue
+        self.concurrency = concurrency
+        self.burst = burst
+        self.id = _clean_id(worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}")
+        self.shutdown_grace = shutdown_grace
+        self.max_stalls = max_stalls
+        self.unknown_task_grace = unknown_task_grace
+        self.handle_signals = handle_signals
+        self.check_redis = check_redis
+        self.stats = WorkerStats()
+        self._threads = ThreadPoolExecutor(
+            max_workers=threads or min(concurrency, 32), thread_name_prefix="hasten-job"
+        )
+        self._running: dict[str, Claim] = {}
+        self._outcomes: deque[Outcome] = deque()
+        self._slot_freed = asyncio.Event()
+        self._outcome_ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._idle = False
+        self._block_task: asyncio.Task[Any] | None = None
+        self._offset = [0.0]
+        self._blocking: Redis | None = None
+        self._runner: Runner | None = None
+        self._signals = 0
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.id} queue={self.queue.name} running={len(self._running)}>"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until stopped (or, in burst mode, until nothing is left to do)."""
+        loop = asyncio.get_running_loop()
+        if self.handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            if self.check_redis:
+                await check_server(self.queue.redis)
+            lifespan = self.queue.lifespan() if self.queue.lifespan else contextlib.nullcontext()
+            async with lifespan as resources:
+                self._runner = Runner(
+                    self.queue,
+                    self.id,
+                    resources,
+                    self._threads,
+                    self.unknown_task_grace,
+                    self._offset,
+                )
+                await self._serve()
+        finally:
+            if self.handle_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            if self._blocking is not None:
+                await self._blocking.aclose()
+                self._blocking = None
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop claiming; running jobs get `shutdown_grace` seconds unless not *graceful*."""
+        if not graceful:
+            self.shutdown_grace = 0
+        self._stopping.set()
+        if self._block_task is not None:
+            self._block_task.cancel()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info(
+                "%s received: finishing %d running jobs (up to %.0fs), claiming no more",
+                sig.name,
+                len(self._running),
+                self.shutdown_grace,
+            )
+            self.stop()
+        else:
+            log.warning("%s received again: cancelling %d running jobs now", sig.name, len(self._running))
+            self.stop(graceful=False)
+            self._cancel_running("shutdown")
+
+    async def _serve(self) -> None:
+        log.info(
+            "worker %s serving queue %s (%d tasks, concurrency %d)",
+            self.id,
+            self.queue.name,
+            len(self.queue.tasks),
+            self.concurrency,
+            extra={"queue": self.queue.name, "worker": self.id},
+        )
+        await run_hooks(self.queue.middleware, "on_worker_start", self)
+        helpers = [
+            asyncio.create_task(self._flush_loop(), name="hasten-flush"),
+            asyncio.create_task(self._renew_loop(), name="hasten-renew"),
+            asyncio.create_task(self._control_loop(), name="hasten-control"),
+        ]
+        try:
+            await self._fetch_loop()
+            await self._drain()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            for helper in helpers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await helper
+            await run_hooks(self.queue.middleware, "on_worker_stop", self)
+            log.info("worker %s stopped: %s", self.id, self.stats)
+
+    async def _drain(self) -> None:
+        """Shutdown: let running jobs finish within the grace period, release the rest."""
+        tasks = [c.task for c in self._running.values() if c.task is not None]
+        if tasks:
+            if self.shutdown_grace > 0:
+                await asyncio.wait(tasks, timeout=self.shutdown_grace)
+            self._cancel_running("shutdown")
+            remaining = [c.task for c in self._running.values() if c.task is not None]
+            if remaining:
+                await asyncio.wait(remaining, timeout=5)
+        for attempt in range(20):
+            if not self._outcomes:
+                return
+            try:
+                await self._cycle(0)
+            except RedisError as exc:
+                log.warning("cannot report %d outcomes yet (%s)", len(self._outcomes), exc)
+                await asyncio.sleep(min(0.1 * 2**attempt, 2))
+        log.error(
+            "gave up reporting %d outcomes; their leases will expire and they will rerun", len(self._outcomes)
+        )
+
+    def _cancel_running(self, reason: str) -> None:
+        for claim in self._running.values():
+            if claim.task is not None and not claim.task.done():
+                claim.stop_reason = reason
+                claim.task.cancel()
+
+    # -- fetching -------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                claimed, wait_ms = await self._cycle(free)
+                failures = 0
+            except RedisError as exc:
+                failures += 1
+                delay = min(0.05 * 2**failures, 5.0)
+                log.warning("Redis error in worker %s (%s); retrying in %.2fs", self.id, exc, delay)
+                await self._sleep(delay)
+                continue
+            if claimed:
+                continue
+            if self.burst:
+                if not self._running and not self._outcomes:
+                    return
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            if wait_ms == 0:
+                continue
+            await self._block(_MAX_BLOCK_S if wait_ms < 0 else min(wait_ms / 1000, _MAX_BLOCK_S))
+
+    async def _block(self, timeout: float) -> None:
+        """Wait on the wake list; outcomes are flushed meanwhile by the flush loop."""
+        if self._blocking is None:
+            self._blocking = make_client(self.queue.settings, blocking=True)
+        self._idle = True
+        if self._outcomes:
+            self._outcome_ready.set()
+        self._block_task = asyncio.ensure_future(
+            self._blocking.blpop([self.queue.keys.wake], timeout=max(timeout, 0.001))
+        )
+        try:
+            async with asyncio.timeout(timeout + self.queue.settings.timeout):
+                await self._block_task
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+        except Exception as exc:
+            # A reply that never came means a dead (half-open) connection: start afresh.
+            log.warning("blocking wait failed (%r); reconnecting", exc)
+            blocking, self._blocking = self._blocking, None
+            with contextlib.suppress(Exception):
+                await blocking.aclose()
+            await self._sleep(0.2)
+        finally:
+            self._idle = False
+            self._block_task = None
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _cycle(self, want: int) -> tuple[int, int]:
+        """Report taken outcomes and claim up to *want* jobs; returns (claimed, wait ms)."""
+        outcomes = list(self._outcomes)
+        self._outcomes.clear()
+        args: list[Any] = [self.id, want, self.max_stalls, 3_600_000, len(outcomes)]
+        for outcome in outcomes:
+            args.extend(outcome)
+        try:
+            async with redis_errors():
+                now, wait_ms, fenced, reclaimed, flat = await SCRIPTS.cycle(
+                    self.queue.redis, self.queue.keys.prefix, args
+                )
+        except BaseException:
+            self._outcomes.extendleft(reversed(outcomes))
+            raise
+        self._offset[0] = now - time.time() * 1000
+        if fenced:
+            self.stats.fenced += len(fenced)
+            for job_id in fenced:
+                log.warning(
+                    "outcome of job %s rejected: this worker's lease was taken over (the job "
+                    "ran again elsewhere or already ended)",
+                    job_id.decode(),
+                    extra={"job_id": job_id.decode(), "worker": self.id},
+                )
+        if reclaimed:
+            self.stats.reclaimed += len(reclaimed)
+            log.warning(
+                "reclaimed %d jobs whose worker stopped renewing: %s",
+                len(reclaimed),
+                ", ".join(j.decode() for j in reclaimed),
+            )
+        for i in range(0, len(flat), 4):
+            self._start(flat[i].decode(), flat[i + 1], flat[i + 2], flat[i + 3], now)
+        return len(flat) // 4, wait_ms
+
+    def _start(self, job_id: str, token: int, attempt: int, body: bytes, now: int) -> None:
+        assert self._runner is not None
+        _, lease_ms, _, _ = parse_header(body)
+        claim = Claim(job_id, str(token), int(attempt), body, now, lease_ms)
+        self._running[job_id] = claim
+        self.stats.claimed += 1
+        claim.task = asyncio.create_task(self._run(claim))
+
+    async def _run(self, claim: Claim) -> None:
+        assert self._runner is not None
+        try:
+            outcome = await self._runner.run(claim)
+        except asyncio.CancelledError:
+            # Cancelled with no reason recorded: the worker is going away without a
+            # grace period; the job goes back to the queue without using an attempt.
+            claim.status = "released"
+            outcome = (claim.id, claim.token, "l", "", "")
+        self._count(claim.status)
+        if claim.stop_reason != "lost":
+            self._outcomes.append(outcome)
+        del self._running[claim.id]
+        self._slot_freed.set()
+        self._outcome_ready.set()
+
+    def _count(self, status: str) -> None:
+        if status == "complete":
+            self.stats.complete += 1
+        elif status == "retrying":
+            self.stats.retried += 1
+        elif status == "released":
+            self.stats.released += 1
+        elif status == "aborted":
+            self.stats.aborted += 1
+        else:
+            self.stats.failed += 1
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            if not self._idle or not self._outcomes:
+                continue
+            try:
+                await self._cycle(0)
+            except RedisError as exc:
+                log.warning("cannot report outcomes yet (%s)", exc)
+                await asyncio.sleep(0.5)
+                self._outcome_ready.set()
+
+    # -- leases and control ---------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        while True:
+            leases = [c.lease_ms for c in self._running.values()] or [30_000]
+            await asyncio.sleep(min(leases) / 3000)
+            claims = list(self._running.values())
+            if not claims:
+                continue
+            args: list[Any] = [self.max_stalls, 3_600_000, len(claims)]
+            for claim in claims:
+                args.extend((claim.id, claim.token, claim.lease_ms))
+            try:
+                async with redis_errors():
+                    lost, aborting = await SCRIPTS.renew(self.queue.redis, self.queue.keys.prefix, args)
+            except RedisError as exc:
+                log.warning("cannot renew leases (%s); retrying", exc)
+                continue
+            for job_id in lost:
+                self._drop(job_id.decode(), "lost")
+            for job_id in aborting:
+                self._drop(job_id.decode(), "abort")
+
+    def _drop(self, job_id: str, reason: str) -> None:
+        claim = self._running.get(job_id)
+        if claim is None or claim.task is None or claim.task.done() or claim.stop_reason:
+            return
+        if reason == "lost":
+            log.warning(
+                "lease of job %s was taken over; cancelling this run",
+                job_id,
+                extra={"job_id": job_id, "worker": self.id},
+            )
+        claim.stop_reason = reason
+        claim.task.cancel()
+
+    async def _control_loop(self) -> None:
+        channel = self.queue.keys.control.encode()
+        while True:
+            pubsub = self.queue.redis.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if message and message.get("type") == "message":
+                        command, _, job_id = message["data"].decode().partition(":")
+                        if command == "abort":
+                            self._drop(job_id, "abort")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("control channel lost (%s); resubscribing", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+
+def _clean_id(worker_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.:" else "-" for c in worker_id)[:100]
