@@ -50,10 +50,11 @@ from hasten.worker import Worker
 __version__ = "0.1.0"
 
 __all__ = [
+    "__version__",
     "ArgumentError",
     "Backoff",
-    "CONTEXT",
     "ConfigurationError",
+    "CONTEXT",
     "DecodeError",
     "EnqueueError",
     "HastenError",
@@ -83,7 +84,6 @@ __all__ = [
     "TaskOptions",
     "UnsupportedRedis",
     "Worker",
-    "__version__",
 ]
 
 logging.getLogger("hasten").addHandler(logging.NullHandler())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -187,7 +186,9 @@ class Queue:
         if not jobs:
             return jobs
         chunks = [args[i : i + _CHUNK * 5] for i in range(0, len(args), _CHUNK * 5)]
-        async with redis_errors(), asyncio.timeout(self.settings.timeout * 2):
+        # Each reply is bounded by the socket timeout; a batch that fails part way may
+        # have written some chunks, so callers who retry should pass job ids.
+        async with redis_errors():
             await self._run_enqueue(chunks)
         return jobs
 
@@ -212,7 +213,7 @@ class Queue:
         task, options = request.task, request.options
         if task.queue is not self:
             raise ConfigurationError(f"{task!r} belongs to queue {task.queue.name}, not {self.name}")
-        job_id = options.job_id or secrets.token_urlsafe(12)
+        job_id = options.job_id or secrets.token_urlsafe(9)
         overrides: dict[str, Any] = {}
         if options.retries is not None:
             overrides["r"] = options.retries
@@ -225,7 +226,8 @@ class Queue:
                 overrides["x"] = int(options.expires * 1000)
             else:
                 overrides["xa"] = int(options.expires.timestamp() * 1000)
-        payload = self.codec.seal(job_id, [task.name, request.arguments, overrides or None, None])
+        envelope = [task.name, request.arguments, overrides] if overrides else [task.name, request.arguments]
+        payload = self.codec.seal(job_id, envelope)
         if len(payload) > self.codec.max_bytes:
             raise PayloadTooLarge(len(payload), self.codec.max_bytes)
         if options.delay is not None:

@@ -46,7 +46,7 @@ async def redis_errors() -> AsyncIterator[None]:
     try:
         yield
     except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
-        raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+        raise RedisUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
     except rx.ResponseError as exc:
         message = str(exc)
         if message.startswith("OOM"):

@@ -9,7 +9,7 @@ import time
 import traceback
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hasten.context import JobContext
@@ -42,12 +42,13 @@ class Claim:
     body: bytes
     started_ms: int
     lease_ms: int = 0
+    renew_at: float = 0.0
+    """When (monotonic) this worker should renew the lease next."""
     task: asyncio.Task[None] | None = None
     status: str = ""
     """How the run ended: complete, failed, retrying, aborted, expired or released."""
     stop_reason: str | None = None
     """Why the worker cancelled it: "abort", "shutdown" or "lost" (its lease was taken)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Runner:
@@ -282,13 +283,13 @@ class Runner:
 def _check_envelope(envelope: Any) -> tuple[str, Any, dict[str, Any]]:
     if (
         not isinstance(envelope, list)
-        or len(envelope) < 3
+        or not 2 <= len(envelope) <= 4
         or not isinstance(envelope[0], str)
         or not isinstance(envelope[1], dict)
-        or not isinstance(envelope[2], dict | None)
+        or not isinstance(options := envelope[2] if len(envelope) > 2 else None, dict | None)
     ):
-        raise DecodeError("payload is not a [task, arguments, options, meta] list")
-    return envelope[0], envelope[1], envelope[2] or {}
+        raise DecodeError("payload is not a [task, arguments, options] list")
+    return envelope[0], envelope[1], options or {}
 
 
 def _expires_at(overrides: dict[str, Any], enqueued_ms: int) -> int | None:

@@ -100,6 +100,9 @@ class Worker:
         self._stopping = asyncio.Event()
         self._idle = False
         self._block_task: asyncio.Task[Any] | None = None
+        self._nudge_task: asyncio.Future[None] | None = None
+        self._closing = False
+        self._lease_added = asyncio.Event()
         self._offset = [0.0]
         self._blocking: Redis | None = None
         self._runner: Runner | None = None
@@ -181,11 +184,12 @@ class Worker:
             await self._fetch_loop()
             await self._drain()
         finally:
+            self._closing = True
             for helper in helpers:
                 helper.cancel()
-            for helper in helpers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await helper
+            # redis-py can swallow a cancellation that lands while it connects; the
+            # helpers also watch `_closing`, so a bounded wait is enough.
+            await asyncio.wait(helpers, timeout=2)
             await run_hooks(self.queue.middleware, "on_worker_stop", self)
             log.info("worker %s stopped: %s", self.id, self.stats)
 
@@ -236,27 +240,40 @@ class Worker:
                 log.warning("Redis error in worker %s (%s); retrying in %.2fs", self.id, exc, delay)
                 await self._sleep(delay)
                 continue
-            if claimed:
+            if claimed or self._stopping.is_set():
                 continue
             if self.burst:
-                if not self._running and not self._outcomes:
-                    return
+                if not self._running:
+                    if not self._outcomes:
+                        return
+                    continue
+                # No await between the check and the wait, so no finish can slip past.
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
             if wait_ms == 0:
                 continue
-            await self._block(_MAX_BLOCK_S if wait_ms < 0 else min(wait_ms / 1000, _MAX_BLOCK_S))
+            await self._block(wait_ms)
 
-    async def _block(self, timeout: float) -> None:
-        """Wait on the wake list; outcomes are flushed meanwhile by the flush loop."""
+    async def _block(self, wait_ms: int) -> None:
+        """Wait on the wake list until a job arrives or *wait_ms* (-1: no due time) passes.
+
+        Outcomes are flushed meanwhile by the flush loop. Redis checks blocking timeouts
+        only every 1/hz seconds (100 ms by default), so when a delayed job or a lease is
+        due sooner than the longest block, a local timer pushes the wake marker on time.
+        """
         if self._blocking is None:
             self._blocking = make_client(self.queue.settings, blocking=True)
+        timeout = _MAX_BLOCK_S if wait_ms < 0 else min(wait_ms / 1000, _MAX_BLOCK_S)
+        nudge = None
+        if 0 <= wait_ms < _MAX_BLOCK_S * 1000:
+            nudge = asyncio.get_running_loop().call_later(timeout, self._nudge)
+            timeout += 1.0
         self._idle = True
         if self._outcomes:
             self._outcome_ready.set()
         self._block_task = asyncio.ensure_future(
-            self._blocking.blpop([self.queue.keys.wake], timeout=max(timeout, 0.001))
+            self._blocking.blpop([self.queue.keys.wake], timeout=timeout)
         )
         try:
             async with asyncio.timeout(timeout + self.queue.settings.timeout):
@@ -272,8 +289,17 @@ class Worker:
                 await blocking.aclose()
             await self._sleep(0.2)
         finally:
+            if nudge is not None:
+                nudge.cancel()
             self._idle = False
             self._block_task = None
+
+    def _nudge(self) -> None:
+        async def push() -> None:
+            with contextlib.suppress(Exception):
+                await self.queue.redis.rpush(self.queue.keys.wake, "1")
+
+        self._nudge_task = asyncio.ensure_future(push())
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -319,7 +345,12 @@ class Worker:
         assert self._runner is not None
         _, lease_ms, _, _ = parse_header(body)
         claim = Claim(job_id, str(token), int(attempt), body, now, lease_ms)
+        claim.renew_at = time.monotonic() + lease_ms / 3000
+        if job_id in self._running:
+            # This worker lost the job's lease and has now claimed it afresh.
+            self._drop(job_id, "lost")
         self._running[job_id] = claim
+        self._lease_added.set()
         self.stats.claimed += 1
         claim.task = asyncio.create_task(self._run(claim))
 
@@ -335,7 +366,8 @@ class Worker:
         self._count(claim.status)
         if claim.stop_reason != "lost":
             self._outcomes.append(outcome)
-        del self._running[claim.id]
+        if self._running.get(claim.id) is claim:
+            del self._running[claim.id]
         self._slot_freed.set()
         self._outcome_ready.set()
 
@@ -367,21 +399,29 @@ class Worker:
     # -- leases and control ---------------------------------------------------------------
 
     async def _renew_loop(self) -> None:
-        while True:
-            leases = [c.lease_ms for c in self._running.values()] or [30_000]
-            await asyncio.sleep(min(leases) / 3000)
-            claims = list(self._running.values())
-            if not claims:
+        """Renew every held lease, in one call, a third of the shortest lease after the last."""
+        while not self._closing:
+            due = min((c.renew_at for c in self._running.values()), default=None)
+            self._lease_added.clear()
+            wait = _MAX_BLOCK_S if due is None else due - time.monotonic()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._lease_added.wait(), wait)
                 continue
+            claims = list(self._running.values())
             args: list[Any] = [self.max_stalls, 3_600_000, len(claims)]
             for claim in claims:
                 args.extend((claim.id, claim.token, claim.lease_ms))
+            started = time.monotonic()
             try:
                 async with redis_errors():
                     lost, aborting = await SCRIPTS.renew(self.queue.redis, self.queue.keys.prefix, args)
             except RedisError as exc:
                 log.warning("cannot renew leases (%s); retrying", exc)
+                await self._sleep(0.2)
                 continue
+            for claim in claims:
+                claim.renew_at = started + claim.lease_ms / 3000
             for job_id in lost:
                 self._drop(job_id.decode(), "lost")
             for job_id in aborting:
@@ -402,12 +442,12 @@ class Worker:
 
     async def _control_loop(self) -> None:
         channel = self.queue.keys.control.encode()
-        while True:
+        while not self._closing:
             pubsub = self.queue.redis.pubsub()
             try:
                 await pubsub.subscribe(channel)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                while not self._closing:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message.get("type") == "message":
                         command, _, job_id = message["data"].decode().partition(":")
                         if command == "abort":

@@ -3,7 +3,7 @@
 -- ARGV: worker, want, max_stalls, result_ttl_ms, n, then n groups of
 -- (id, token, kind, a, b):
 --   kind "f": finished; a = result record, b = ttl ms
---   kind "r": retry; a = delay ms (attempt kept)
+--   kind "r": retry; a = delay ms, b = "1" to count the attempt, "0" not to
 --   kind "l": released on shutdown; goes back to the head, attempt not counted
 -- Returns {now, wait_ms, fenced ids, reclaimed ids, claimed}, claimed being flat
 -- (id, token, attempt, body) groups; wait_ms is how long to sleep when nothing was
@@ -36,6 +36,9 @@ for i = 0, n - 1 do
             local body = redis.call('HGET', K_JOBS, id)
             local priority = parse_header(body)
             if kind == 'r' then
+                if ARGV[base + 4] == '0' then
+                    attempt = attempt - 1
+                end
                 set_attempts(id, attempt)
                 local delay = tonumber(ARGV[base + 3])
                 if delay > 0 then
@@ -85,7 +88,7 @@ if want > 0 then
                 ids[count + i] = got[i]
             end
             count = count + #got
-            if #got < asked then
+            if #got < asked or redis.call('LLEN', ready_key(top[1])) == 0 then
                 redis.call('ZREM', K_PRIOS, top[1])
             end
         end

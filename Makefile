@@ -1,0 +1,34 @@
+# One entry point for every routine: make demo | test | lint | bench.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install redis-server lint test chaos demo bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+install: $(STAMP)
+
+redis-server:
+	@scripts/ensure-redis-server.sh
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/mypy
+
+test: install redis-server lint
+	$(VENV)/bin/pytest -q
+
+demo: install redis-server
+	@scripts/with-redis.sh $(PY) examples/demo.py
+
+bench: install redis-server
+	@scripts/bench.sh
+
+clean:
+	rm -rf $(VENV) .venv-bench-arq .mypy_cache .ruff_cache .pytest_cache
