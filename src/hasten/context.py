@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 __all__ = ["CONTEXT", "JobContext"]
@@ -31,10 +31,15 @@ class JobContext(Generic[R]):
     queue: str
     attempt: int
     """1 on the first run, 2 on the first retry, and so on."""
-    enqueued_at: datetime
+    enqueued_ms: int
+    """When the job was enqueued, in milliseconds since the epoch on Redis's clock."""
     worker_id: str
     resources: R
     """What the queue's worker lifespan yielded (None without a lifespan)."""
+
+    @property
+    def enqueued_at(self) -> datetime:
+        return datetime.fromtimestamp(self.enqueued_ms / 1000, tz=UTC)
 
 
 CONTEXT: Any = object()

@@ -24,7 +24,7 @@ from hasten.job import (
 from hasten.options import DEFAULT_RESULT_TTL, TaskOptions
 from hasten.protocol.connection import check_server, make_client, redis_errors
 from hasten.protocol.keys import Keys
-from hasten.protocol.scripts import SCRIPTS
+from hasten.protocol.scripts import SCRIPTS, pack_rows
 from hasten.results import ResultWaiter
 from hasten.serialization import Codec
 from hasten.settings import Backoff, Settings
@@ -178,28 +178,28 @@ class Queue:
         id exists already are returned as they are, never created twice.
         """
         jobs: list[Job[R]] = []
-        args: list[str | bytes | int] = []
+        rows: list[list[str | bytes | int]] = []
         for request in requests:
-            job_id, group = self._encode(request)
+            job_id, row = self._encode(request)
             jobs.append(Job(self, job_id, request.task.signature))
-            args.extend(group)
+            rows.append(row)
         if not jobs:
             return jobs
-        chunks = [args[i : i + _CHUNK * 5] for i in range(0, len(args), _CHUNK * 5)]
+        chunks = [pack_rows(rows[i : i + _CHUNK]) for i in range(0, len(rows), _CHUNK)]
         # Each reply is bounded by the socket timeout; a batch that fails part way may
         # have written some chunks, so callers who retry should pass job ids.
         async with redis_errors():
             await self._run_enqueue(chunks)
         return jobs
 
-    async def _run_enqueue(self, chunks: list[list[str | bytes | int]]) -> None:
+    async def _run_enqueue(self, chunks: list[bytes]) -> None:
         if len(chunks) == 1:
-            await SCRIPTS.enqueue(self.redis, self.keys.prefix, [len(chunks[0]) // 5, *chunks[0]])
+            await SCRIPTS.enqueue(self.redis, self.keys.prefix, chunks)
             return
         for attempt in (1, 2):
             pipe = self.redis.pipeline(transaction=False)
             for chunk in chunks:
-                SCRIPTS.enqueue.queue_in(pipe, self.keys.prefix, [len(chunk) // 5, *chunk])
+                SCRIPTS.enqueue.queue_in(pipe, self.keys.prefix, [chunk])
             try:
                 await pipe.execute()
                 return

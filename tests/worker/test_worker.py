@@ -24,7 +24,7 @@ from hasten import (
     Settings,
     Worker,
 )
-from hasten.protocol.scripts import SCRIPTS
+from tests.raw import claim_as, renew_as, report_as, write_raw_job
 
 FAST = Backoff(base=0.05, factor=1, jitter=0)
 
@@ -353,7 +353,7 @@ async def test_dead_workers_job_is_reclaimed_by_a_live_worker(queue: Queue, star
 
     job = await survivor.enqueue()
     # A worker claims the job and dies without a word: nobody renews its lease.
-    await SCRIPTS.cycle(queue.redis, queue.keys.prefix, ["dead-worker", 1, 3, 60000, 0])
+    await claim_as(queue, "dead-worker")
     assert (await job.info()).worker_id == "dead-worker"
     async with start_worker(queue) as worker:
         assert await job.result(timeout=10) == "finished"
@@ -368,9 +368,9 @@ async def test_job_that_keeps_stalling_fails_instead_of_looping(queue: Queue, st
 
     job = await pill.enqueue()
     for _ in range(2):
-        await SCRIPTS.cycle(queue.redis, queue.keys.prefix, ["dead-worker", 1, 1, 60000, 0])
+        await claim_as(queue, "dead-worker", max_stalls=1)
         await asyncio.sleep(0.3)
-        await SCRIPTS.cycle(queue.redis, queue.keys.prefix, ["reaper", 0, 1, 60000, 0])
+        await claim_as(queue, "reaper", want=0, max_stalls=1)
     with pytest.raises(JobFailed, match="stalled"):
         await job.result(timeout=1)
 
@@ -380,20 +380,17 @@ async def test_late_outcome_from_a_fenced_worker_is_rejected(queue: Queue) -> No
     async def contested() -> None: ...
 
     job = await contested.enqueue()
-    prefix = queue.keys.prefix
-    first = await SCRIPTS.cycle(queue.redis, prefix, ["zombie", 1, 3, 60000, 0])
-    zombie_token = first[4][1]
+    first = await claim_as(queue, "zombie")
+    zombie_token = str(first[4][1])
     await asyncio.sleep(0.3)
-    second = await SCRIPTS.cycle(queue.redis, prefix, ["alive", 1, 3, 60000, 0])
+    second = await claim_as(queue, "alive")
     assert second[3] == [job.id.encode()]  # reclaimed ...
     assert second[4][0] == job.id.encode()  # ... and claimed again by the live worker
     record = queue.codec.pack_record({"s": "complete", "v": queue.codec.seal(job.id, None)})
-    late = await SCRIPTS.cycle(
-        queue.redis, prefix, ["zombie", 0, 3, 60000, 1, job.id, zombie_token, "f", record, 60000]
-    )
+    late = await report_as(queue, "zombie", [[job.id, zombie_token, "f", record, 60000]])
     assert late[2] == [job.id.encode()]
     assert await job.status() is JobStatus.RUNNING
-    renewed = await SCRIPTS.renew(queue.redis, prefix, [3, 60000, 1, job.id, zombie_token, 1000])
+    renewed = await renew_as(queue, [[job.id, zombie_token, 1000]])
     assert renewed[0] == [job.id.encode()]
 
 
@@ -402,13 +399,12 @@ async def test_a_bad_job_never_kills_the_worker(queue: Queue, start_worker: Any)
     async def good(n: int) -> int:
         return n
 
-    prefix = queue.keys.prefix
     # Payloads written straight into Redis, as a buggy or hostile producer could.
     garbage = {"garbage": b"\xc1\xc1", "wrong-shape": queue.codec.seal("wrong-shape", {"not": "a list"})}
     for job_id, payload in garbage.items():
-        await SCRIPTS.enqueue(queue.redis, prefix, [1, job_id, payload, 0, "", 30000])
+        await write_raw_job(queue, job_id, payload)
     bad_args = queue.codec.seal("bad-args", [good.name, {"n": "not a number"}, None, None])
-    await SCRIPTS.enqueue(queue.redis, prefix, [1, "bad-args", bad_args, 0, "", 30000])
+    await write_raw_job(queue, "bad-args", bad_args)
     async with start_worker(queue):
         for job_id, reason in [
             ("garbage", "decode_error"),
@@ -439,7 +435,7 @@ async def test_bad_signature_fails_without_running(redis_url: str, queue_name: s
         stored = await queue.redis.hget(queue.keys.jobs, real.id)
         _, _, payload = stored.partition(b"|")
         # The same signed bytes under another id, and a forged pickle with no valid MAC.
-        await SCRIPTS.enqueue(queue.redis, queue.keys.prefix, [1, "replayed", payload, 0, "", 30000])
+        await write_raw_job(queue, "replayed", payload)
         import pickle
 
         class Exploit:
@@ -447,7 +443,7 @@ async def test_bad_signature_fails_without_running(redis_url: str, queue_name: s
                 return (open, (str(canary), "w"))
 
         forged = pickle.dumps(Exploit()) + b"\x00" * 32
-        await SCRIPTS.enqueue(queue.redis, queue.keys.prefix, [1, "forged", forged, 0, "", 30000])
+        await write_raw_job(queue, "forged", forged)
         await Worker(queue, burst=True, handle_signals=False).run()
         assert await real.result(timeout=5) == 1
         for job_id in ("replayed", "forged"):

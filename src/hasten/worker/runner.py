@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hasten.context import JobContext
 from hasten.errors import ArgumentError, DecodeError, Retry, SignatureError
-from hasten.job import ms_to_datetime, parse_header
+from hasten.job import parse_header
 from hasten.middleware import JobOutcome, run_hooks
 from hasten.settings import Backoff
 
@@ -39,16 +39,29 @@ class Claim:
     id: str
     token: str
     attempt: int
-    body: bytes
+    priority: int
+    lease_ms: int
+    enqueued_ms: int
+    payload: bytes
     started_ms: int
-    lease_ms: int = 0
     renew_at: float = 0.0
     """When (monotonic) this worker should renew the lease next."""
     task: asyncio.Task[None] | None = None
     status: str = ""
     """How the run ended: complete, failed, retrying, aborted, expired or released."""
     stop_reason: str | None = None
-    """Why the worker cancelled it: "abort", "shutdown" or "lost" (its lease was taken)."""
+    """Why the worker cancelled it: "abort", "shutdown", "timeout" or "lost" (lease taken)."""
+
+    @classmethod
+    def from_body(cls, job_id: str, token: str, attempt: int, body: bytes, now_ms: int) -> Claim:
+        priority, lease_ms, enqueued_ms, payload = parse_header(body)
+        return cls(job_id, token, attempt, priority, lease_ms, enqueued_ms, payload, now_ms)
+
+    def cancel(self, reason: str) -> None:
+        """Cancel the running job, recording why (the first reason wins)."""
+        if self.task is not None and not self.task.done() and self.stop_reason is None:
+            self.stop_reason = reason
+            self.task.cancel()
 
 
 class Runner:
@@ -76,12 +89,11 @@ class Runner:
         return int(time.time() * 1000 + self._offset[0])
 
     def _record(self, claim: Claim, status: str, **fields: Any) -> bytes:
-        priority, _, enqueued, _ = parse_header(claim.body)
         record = {
             "s": status,
             "a": claim.attempt,
-            "p": priority,
-            "eq": enqueued,
+            "p": claim.priority,
+            "eq": claim.enqueued_ms,
             "st": claim.started_ms,
             "ft": self.redis_now_ms(),
             "w": self.worker_id,
@@ -127,9 +139,9 @@ class Runner:
     async def run(self, claim: Claim) -> Outcome:
         ttl = 3600.0
         try:
-            _, _, enqueued_ms, payload = parse_header(claim.body)
+            enqueued_ms = claim.enqueued_ms
             try:
-                envelope = self.codec.open(claim.id, payload)
+                envelope = self.codec.open(claim.id, claim.payload)
                 name, arguments, overrides = _check_envelope(envelope)
             except SignatureError as exc:
                 return self._failed(claim, ttl, "signature_invalid", exc)
@@ -194,7 +206,7 @@ class Runner:
             task=task.name,
             queue=self.queue.name,
             attempt=claim.attempt,
-            enqueued_at=ms_to_datetime(enqueued_ms),  # type: ignore[arg-type]
+            enqueued_ms=enqueued_ms,
             worker_id=self.worker_id,
             resources=self.resources,
         )
@@ -208,21 +220,31 @@ class Runner:
         status, result = "complete", None
         error: BaseException | None = None
         outcome: Outcome
+        # A timer handle is much cheaper per job than an asyncio.timeout() scope.
+        deadline = (
+            asyncio.get_running_loop().call_later(timeout, claim.cancel, "timeout") if timeout else None
+        )
         try:
-            async with asyncio.timeout(timeout) as deadline:
-                result = await self._call(task, args, kwargs)
+            result = await self._call(task, args, kwargs)
+            if deadline is not None:
+                deadline.cancel()
             record_value = self.codec.seal(claim.id, task.signature.dump_result(result))
             outcome = self._final(claim, ttl, "complete", v=record_value, t=task.name)
         except asyncio.CancelledError:
             reason = claim.stop_reason
             if reason is None:
                 raise
-            status = {"abort": "aborted", "shutdown": "released"}.get(reason, "lost")
-            if reason == "abort":
+            if reason == "timeout":
+                error = TimeoutError(f"timed out after {timeout}s")
+                outcome = self._retry_or_fail(claim, task, error, retries, ttl, None)
+                status = claim.status
+            elif reason == "abort":
+                status = "aborted"
                 outcome = self._final(
                     claim, ttl, "aborted", t=task.name, r="aborted", em="aborted while running"
                 )
             else:
+                status = "released" if reason == "shutdown" else "lost"
                 claim.status = "released"
                 outcome = (claim.id, claim.token, "l", "", "")
         except Retry as exc:
@@ -230,11 +252,11 @@ class Runner:
             outcome = self._retry_or_fail(claim, task, exc, retries, ttl, exc.delay)
         except Exception as exc:
             error = exc
-            if isinstance(exc, TimeoutError) and deadline.expired():
-                exc = TimeoutError(f"timed out after {timeout}s")
-                error = exc
             outcome = self._retry_or_fail(claim, task, exc, retries, ttl, None)
             status = claim.status
+        finally:
+            if deadline is not None:
+                deadline.cancel()
         if self.middleware:
             duration = time.perf_counter() - started
             await run_hooks(

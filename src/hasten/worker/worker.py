@@ -25,16 +25,19 @@ from typing import Any
 from redis.asyncio import Redis
 
 from hasten.errors import ConfigurationError, RedisError
-from hasten.job import parse_header
 from hasten.middleware import run_hooks
+from hasten.options import DEFAULT_RESULT_TTL
 from hasten.protocol.connection import check_server, make_client, redis_errors
-from hasten.protocol.scripts import SCRIPTS
+from hasten.protocol.scripts import SCRIPTS, Arg, pack_rows
 from hasten.queue import Queue
 from hasten.worker.runner import Claim, Outcome, Runner
 
 __all__ = ["Worker", "WorkerStats"]
 
 log = logging.getLogger("hasten.worker")
+
+_SCRIPT_RESULT_TTL_MS = int(DEFAULT_RESULT_TTL * 1000)
+"""TTL of results the scripts write themselves (stalled, aborted while its worker was lost)."""
 
 _MAX_BLOCK_S = 5.0
 """Longest single blocking wait, so a dead connection is noticed (not a poll: jobs wake us)."""
@@ -217,9 +220,7 @@ class Worker:
 
     def _cancel_running(self, reason: str) -> None:
         for claim in self._running.values():
-            if claim.task is not None and not claim.task.done():
-                claim.stop_reason = reason
-                claim.task.cancel()
+            claim.cancel(reason)
 
     # -- fetching -------------------------------------------------------------------------
 
@@ -309,9 +310,13 @@ class Worker:
         """Report taken outcomes and claim up to *want* jobs; returns (claimed, wait ms)."""
         outcomes = list(self._outcomes)
         self._outcomes.clear()
-        args: list[Any] = [self.id, want, self.max_stalls, 3_600_000, len(outcomes)]
-        for outcome in outcomes:
-            args.extend(outcome)
+        args: list[Arg] = [
+            self.id,
+            want,
+            self.max_stalls,
+            _SCRIPT_RESULT_TTL_MS,
+            pack_rows(outcomes) if outcomes else "",
+        ]
         try:
             async with redis_errors():
                 now, wait_ms, fenced, reclaimed, flat = await SCRIPTS.cycle(
@@ -342,10 +347,8 @@ class Worker:
         return len(flat) // 4, wait_ms
 
     def _start(self, job_id: str, token: int, attempt: int, body: bytes, now: int) -> None:
-        assert self._runner is not None
-        _, lease_ms, _, _ = parse_header(body)
-        claim = Claim(job_id, str(token), int(attempt), body, now, lease_ms)
-        claim.renew_at = time.monotonic() + lease_ms / 3000
+        claim = Claim.from_body(job_id, str(token), int(attempt), body, now)
+        claim.renew_at = time.monotonic() + claim.lease_ms / 3000
         if job_id in self._running:
             # This worker lost the job's lease and has now claimed it afresh.
             self._drop(job_id, "lost")
@@ -409,9 +412,8 @@ class Worker:
                     await asyncio.wait_for(self._lease_added.wait(), wait)
                 continue
             claims = list(self._running.values())
-            args: list[Any] = [self.max_stalls, 3_600_000, len(claims)]
-            for claim in claims:
-                args.extend((claim.id, claim.token, claim.lease_ms))
+            leases = pack_rows([(c.id, c.token, c.lease_ms) for c in claims])
+            args: list[Arg] = [self.max_stalls, _SCRIPT_RESULT_TTL_MS, leases]
             started = time.monotonic()
             try:
                 async with redis_errors():
@@ -429,7 +431,7 @@ class Worker:
 
     def _drop(self, job_id: str, reason: str) -> None:
         claim = self._running.get(job_id)
-        if claim is None or claim.task is None or claim.task.done() or claim.stop_reason:
+        if claim is None:
             return
         if reason == "lost":
             log.warning(
@@ -437,8 +439,7 @@ class Worker:
                 job_id,
                 extra={"job_id": job_id, "worker": self.id},
             )
-        claim.stop_reason = reason
-        claim.task.cancel()
+        claim.cancel(reason)
 
     async def _control_loop(self) -> None:
         channel = self.queue.keys.control.encode()

@@ -1,7 +1,7 @@
 -- One round trip of a worker: report finished jobs, reclaim expired leases, promote due
 -- delayed jobs, and claim up to `want` jobs in priority order.
--- ARGV: worker, want, max_stalls, result_ttl_ms, n, then n groups of
--- (id, token, kind, a, b):
+-- ARGV: worker, want, max_stalls, result_ttl_ms, outcomes, where outcomes is a msgpack
+-- list of [id, token, kind, a, b] (or empty):
 --   kind "f": finished; a = result record, b = ttl ms
 --   kind "r": retry; a = delay ms, b = "1" to count the attempt, "0" not to
 --   kind "l": released on shutdown; goes back to the head, attempt not counted
@@ -12,35 +12,38 @@ local worker = ARGV[1]
 local want = tonumber(ARGV[2])
 local max_stalls = tonumber(ARGV[3])
 local ttl_ms = tonumber(ARGV[4])
-local n = tonumber(ARGV[5])
+local outcomes = {}
+if ARGV[5] ~= '' then
+    outcomes = cmsgpack.unpack(ARGV[5])
+end
 local now = now_ms()
 
 local fenced = {}
-for i = 0, n - 1 do
-    local base = 6 + i * 5
-    local id = ARGV[base]
+for i = 1, #outcomes do
+    local outcome = outcomes[i]
+    local id = outcome[1]
     local run = redis.call('HGET', K_RUNNING, id)
     local token, _, attempt = nil, nil, 0
     if run then
         token, _, attempt = parse_running(run)
     end
-    if token ~= ARGV[base + 1] then
+    if token ~= outcome[2] then
         fenced[#fenced + 1] = id
     else
         redis.call('HDEL', K_RUNNING, id)
         redis.call('ZREM', K_LEASES, id)
-        local kind = ARGV[base + 2]
+        local kind = outcome[3]
         if kind == 'f' then
-            finalize(id, ARGV[base + 3], tonumber(ARGV[base + 4]))
+            finalize(id, outcome[4], outcome[5])
         else
             local body = redis.call('HGET', K_JOBS, id)
             local priority = parse_header(body)
             if kind == 'r' then
-                if ARGV[base + 4] == '0' then
+                if outcome[5] == '0' then
                     attempt = attempt - 1
                 end
                 set_attempts(id, attempt)
-                local delay = tonumber(ARGV[base + 3])
+                local delay = tonumber(outcome[4])
                 if delay > 0 then
                     redis.call('ZADD', K_DELAYED, now + delay, id)
                     wake()

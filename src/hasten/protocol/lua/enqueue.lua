@@ -1,23 +1,23 @@
 -- Enqueue jobs; an id that exists (queued, running, or with a kept result) is left alone.
--- ARGV: n, then n groups of (id, payload, priority, due, lease_ms), where due is ""
+-- ARGV[1]: a msgpack list of [id, payload, priority, due, lease_ms], where due is ""
 -- (now), "+<ms>" (after a delay, on Redis's clock) or "<ms>" (at an epoch time).
 -- Returns one 1 (created) or 0 (existed) per job.
-local n = tonumber(ARGV[1])
+local jobs = cmsgpack.unpack(ARGV[1])
 local now = now_ms()
 local created = {}
 local bodies = {}
 local ready = {}
 local priorities = {}
 local delayed = {}
-for i = 0, n - 1 do
-    local base = 2 + i * 5
-    local id = ARGV[base]
+for i = 1, #jobs do
+    local job = jobs[i]
+    local id = job[1]
     if redis.call('HEXISTS', K_JOBS, id) == 1
         or redis.call('EXISTS', prefix .. 'result:' .. id) == 1 then
-        created[i + 1] = 0
+        created[i] = 0
     else
-        local priority = ARGV[base + 2]
-        local due = ARGV[base + 3]
+        local priority = tostring(job[3])
+        local due = job[4]
         local at = now
         if due ~= '' then
             if string.sub(due, 1, 1) == '+' then
@@ -27,7 +27,7 @@ for i = 0, n - 1 do
             end
         end
         bodies[#bodies + 1] = id
-        bodies[#bodies + 1] = priority .. ',' .. ARGV[base + 4] .. ',' .. now .. '|' .. ARGV[base + 1]
+        bodies[#bodies + 1] = priority .. ',' .. job[5] .. ',' .. now .. '|' .. job[2]
         if at > now then
             delayed[#delayed + 1] = at
             delayed[#delayed + 1] = id
@@ -40,7 +40,7 @@ for i = 0, n - 1 do
             end
             list[#list + 1] = id
         end
-        created[i + 1] = 1
+        created[i] = 1
     end
 end
 if #bodies > 0 then

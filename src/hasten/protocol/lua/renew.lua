@@ -1,19 +1,18 @@
 -- Extend the leases a worker holds, and reclaim other workers' expired ones.
--- ARGV: max_stalls, result_ttl_ms, n, then n groups of (id, token, lease_ms).
+-- ARGV: max_stalls, result_ttl_ms, leases: a msgpack list of [id, token, lease_ms].
 -- Returns {lost ids, ids being aborted}: a lost lease means another worker owns
 -- the job now, so this worker must drop it.
 local max_stalls = tonumber(ARGV[1])
 local ttl_ms = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
+local leases = cmsgpack.unpack(ARGV[3])
 local now = now_ms()
 local lost = {}
 local aborting = {}
-for i = 0, n - 1 do
-    local base = 4 + i * 3
-    local id = ARGV[base]
+for i = 1, #leases do
+    local id, token, lease = leases[i][1], leases[i][2], leases[i][3]
     local run = redis.call('HGET', K_RUNNING, id)
-    if run and parse_running(run) == ARGV[base + 1] then
-        redis.call('ZADD', K_LEASES, 'XX', now + tonumber(ARGV[base + 2]), id)
+    if run and parse_running(run) == token then
+        redis.call('ZADD', K_LEASES, 'XX', now + lease, id)
         if redis.call('SISMEMBER', K_ABORTING, id) == 1 then
             aborting[#aborting + 1] = id
         end
