@@ -13,6 +13,7 @@ import pytest
 from hasten import (
     CONTEXT,
     Backoff,
+    JobAborted,
     JobContext,
     JobExpired,
     JobFailed,
@@ -522,3 +523,40 @@ async def test_stop_without_grace_releases_jobs_without_using_an_attempt(queue: 
     assert info.status is JobStatus.QUEUED
     assert info.attempts == 0
     assert worker.stats.released == 1
+
+
+async def test_prefetched_job_can_be_aborted_and_is_released_on_stop(queue: Queue) -> None:
+    gate = asyncio.Event()
+    ran: list[str] = []
+
+    @queue.task
+    async def quick() -> None: ...
+
+    @queue.task
+    async def blocker(label: str) -> None:
+        ran.append(label)
+        await gate.wait()
+
+    worker = Worker(queue, concurrency=4, handle_signals=False, shutdown_grace=0)
+    task = asyncio.create_task(worker.run())
+    # Short jobs teach the worker to hold a job or two beyond its concurrency.
+    for job in await quick.enqueue_many([quick.prepare() for _ in range(40)]):
+        await job.result(timeout=10)
+    busy = await blocker.enqueue_many([blocker.prepare(label) for label in "abcd"])
+    for _ in range(500):
+        if len(ran) == 4:
+            break
+        await asyncio.sleep(0.01)
+    held = await blocker.enqueue("held")
+    kept = await blocker.enqueue("kept")
+    for _ in range(500):  # leased by this worker, waiting for a free slot
+        if {(await j.info()).status for j in (held, kept)} == {JobStatus.RUNNING}:
+            break
+        await asyncio.sleep(0.01)
+    assert await held.abort() is True
+    with pytest.raises(JobAborted):
+        await held.result(timeout=5)
+    worker.stop()
+    await asyncio.wait_for(task, 10)
+    assert ran == ["a", "b", "c", "d"]
+    assert [(await j.info()).status for j in (*busy, kept)] == [JobStatus.QUEUED] * 5

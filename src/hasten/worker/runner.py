@@ -7,7 +7,6 @@ import functools
 import logging
 import time
 import traceback
-from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from hasten.context import JobContext
 from hasten.errors import ArgumentError, DecodeError, Retry, SignatureError
 from hasten.job import parse_header
 from hasten.middleware import JobOutcome, run_hooks
+from hasten.options import DEFAULT_RESULT_TTL
 from hasten.settings import Backoff
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class Claim:
     started_ms: int
     renew_at: float = 0.0
     """When (monotonic) this worker should renew the lease next."""
+    launched: float = 0.0
     task: asyncio.Task[None] | None = None
     status: str = ""
     """How the run ended: complete, failed, retrying, aborted, expired or released."""
@@ -84,6 +85,8 @@ class Runner:
         self.unknown_task_grace_ms = unknown_task_grace * 1000
         self._offset = clock_offset_ms
         self.middleware = queue.middleware
+        # Without a signing key, None encodes the same for every job: encode it once.
+        self._sealed_none = None if queue.settings.signing_key else queue.codec.seal("", None)
 
     def redis_now_ms(self) -> int:
         return int(time.time() * 1000 + self._offset[0])
@@ -135,6 +138,9 @@ class Runner:
             },
         )
         return self._final(claim, ttl, "failed", r=reason, et=error_type, em=message, tb=tb, t=task)
+
+    def aborted_before_start(self, claim: Claim) -> Outcome:
+        return self._final(claim, DEFAULT_RESULT_TTL, "aborted", r="aborted", em="aborted before it started")
 
     async def run(self, claim: Claim) -> Outcome:
         ttl = 3600.0
@@ -201,20 +207,23 @@ class Runner:
         ttl: float,
         enqueued_ms: int,
     ) -> Outcome:
-        ctx: JobContext[Any] = JobContext(
-            job_id=claim.id,
-            task=task.name,
-            queue=self.queue.name,
-            attempt=claim.attempt,
-            enqueued_ms=enqueued_ms,
-            worker_id=self.worker_id,
-            resources=self.resources,
-        )
-        if (param := task.signature.context_param) is not None:
-            kwargs[param] = ctx
+        ctx: JobContext[Any] | None = None
+        param = task.signature.context_param
+        if param is not None or self.middleware:
+            ctx = JobContext(
+                job_id=claim.id,
+                task=task.name,
+                queue=self.queue.name,
+                attempt=claim.attempt,
+                enqueued_ms=enqueued_ms,
+                worker_id=self.worker_id,
+                resources=self.resources,
+            )
+            if param is not None:
+                kwargs[param] = ctx
         timeout = overrides.get("t", task.options.timeout)
         retries = int(overrides.get("r", task.options.retries))
-        if self.middleware:
+        if ctx is not None and self.middleware:
             await run_hooks(self.middleware, "before_job", ctx)
         started = time.perf_counter()
         status, result = "complete", None
@@ -225,10 +234,17 @@ class Runner:
             asyncio.get_running_loop().call_later(timeout, claim.cancel, "timeout") if timeout else None
         )
         try:
-            result = await self._call(task, args, kwargs)
+            if task.is_async:
+                result = await task.fn(*args, **kwargs)
+            else:
+                call = functools.partial(task.fn, *args, **kwargs)
+                result = await asyncio.get_running_loop().run_in_executor(self.threads, call)
             if deadline is not None:
                 deadline.cancel()
-            record_value = self.codec.seal(claim.id, task.signature.dump_result(result))
+            if result is None and self._sealed_none is not None:
+                record_value = self._sealed_none
+            else:
+                record_value = self.codec.seal(claim.id, task.signature.dump_result(result))
             outcome = self._final(claim, ttl, "complete", v=record_value, t=task.name)
         except asyncio.CancelledError:
             reason = claim.stop_reason
@@ -257,19 +273,12 @@ class Runner:
         finally:
             if deadline is not None:
                 deadline.cancel()
-        if self.middleware:
+        if ctx is not None and self.middleware:
             duration = time.perf_counter() - started
             await run_hooks(
                 self.middleware, "after_job", ctx, JobOutcome(status, duration, result, error), reverse=True
             )
         return outcome
-
-    async def _call(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
-        if task.is_async:
-            coro: Awaitable[Any] = task.fn(*args, **kwargs)
-            return await coro
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.threads, functools.partial(task.fn, *args, **kwargs))
 
     def _retry_or_fail(
         self,

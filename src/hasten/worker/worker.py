@@ -39,6 +39,9 @@ log = logging.getLogger("hasten.worker")
 _SCRIPT_RESULT_TTL_MS = int(DEFAULT_RESULT_TTL * 1000)
 """TTL of results the scripts write themselves (stalled, aborted while its worker was lost)."""
 
+_PREFETCH_BELOW_S = 0.05
+"""Hold a few jobs beyond concurrency while a typical run is shorter than this."""
+
 _MAX_BLOCK_S = 5.0
 """Longest single blocking wait, so a dead connection is noticed (not a poll: jobs wake us)."""
 
@@ -97,6 +100,10 @@ class Worker:
             max_workers=threads or min(concurrency, 32), thread_name_prefix="hasten-job"
         )
         self._running: dict[str, Claim] = {}
+        """Every job this worker holds a lease on: started, or waiting for a slot."""
+        self._waiting: deque[Claim] = deque()
+        self._active = 0
+        self._typical_run_s = _PREFETCH_BELOW_S
         self._outcomes: deque[Outcome] = deque()
         self._slot_freed = asyncio.Event()
         self._outcome_ready = asyncio.Event()
@@ -198,6 +205,8 @@ class Worker:
 
     async def _drain(self) -> None:
         """Shutdown: let running jobs finish within the grace period, release the rest."""
+        while self._waiting:
+            self._release_waiting(self._waiting.popleft(), "shutdown")
         tasks = [c.task for c in self._running.values() if c.task is not None]
         if tasks:
             if self.shutdown_grace > 0:
@@ -227,7 +236,7 @@ class Worker:
     async def _fetch_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._running)
+            free = self.concurrency + self._prefetch() - len(self._running)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -355,7 +364,40 @@ class Worker:
         self._running[job_id] = claim
         self._lease_added.set()
         self.stats.claimed += 1
+        if self._active < self.concurrency:
+            self._launch(claim)
+        else:
+            self._waiting.append(claim)
+
+    def _prefetch(self) -> int:
+        """Jobs to hold beyond `concurrency`, so a freed slot starts its next job at once.
+
+        Only while jobs are short: a prefetched job waits for a slot here instead of
+        running on another worker, which is a bad trade for long jobs.
+        """
+        return self.concurrency // 2 if self._typical_run_s < _PREFETCH_BELOW_S else 0
+
+    def _launch(self, claim: Claim) -> None:
+        self._active += 1
+        claim.launched = time.monotonic()
         claim.task = asyncio.create_task(self._run(claim))
+
+    def _release_waiting(self, claim: Claim, reason: str) -> None:
+        """End a claim that never started: give it back, or report it aborted."""
+        assert self._runner is not None
+        if self._running.get(claim.id) is claim:
+            del self._running[claim.id]
+        if reason == "lost":
+            return
+        if reason == "abort":
+            outcome = self._runner.aborted_before_start(claim)
+        else:
+            claim.status = "released"
+            outcome = (claim.id, claim.token, "l", "", "")
+        self._count(claim.status)
+        self._outcomes.append(outcome)
+        self._slot_freed.set()
+        self._outcome_ready.set()
 
     async def _run(self, claim: Claim) -> None:
         assert self._runner is not None
@@ -371,6 +413,10 @@ class Worker:
             self._outcomes.append(outcome)
         if self._running.get(claim.id) is claim:
             del self._running[claim.id]
+        self._active -= 1
+        self._typical_run_s = 0.9 * self._typical_run_s + 0.1 * (time.monotonic() - claim.launched)
+        if self._waiting and not self._stopping.is_set():
+            self._launch(self._waiting.popleft())
         self._slot_freed.set()
         self._outcome_ready.set()
 
@@ -432,6 +478,10 @@ class Worker:
     def _drop(self, job_id: str, reason: str) -> None:
         claim = self._running.get(job_id)
         if claim is None:
+            return
+        if claim.task is None:
+            self._waiting.remove(claim)
+            self._release_waiting(claim, reason)
             return
         if reason == "lost":
             log.warning(
