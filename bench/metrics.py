@@ -29,7 +29,7 @@ class Sizes:
     noop: int = 10_000
     sleep: int = 2_000
     latency: int = 200
-    memory: int = 10_000
+    memory: int = 100_000
 
     @classmethod
     def quick(cls) -> Sizes:
