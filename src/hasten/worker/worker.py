@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from hasten.errors import ConfigurationError, RedisError
 from hasten.middleware import run_hooks
@@ -158,6 +159,13 @@ class Worker:
             self.shutdown_grace = 0
         self._stopping.set()
         if self._block_task is not None:
+            # Ending the wait with a marker lets the claim sent with it come back, rather
+            # than dropping a reply that may hold leased jobs; cancel only if that fails.
+            self._nudge()
+            asyncio.get_running_loop().call_later(1.0, self._cancel_block)
+
+    def _cancel_block(self) -> None:
+        if self._block_task is not None:
             self._block_task.cancel()
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -235,6 +243,8 @@ class Worker:
 
     async def _fetch_loop(self) -> None:
         failures = 0
+        wait_ms: int | None = None
+        """None: claim with a plain cycle next; otherwise block first, at most this long."""
         while not self._stopping.is_set():
             free = self.concurrency + self._prefetch() - len(self._running)
             if free <= 0:
@@ -242,17 +252,23 @@ class Worker:
                 await self._slot_freed.wait()
                 continue
             try:
-                claimed, wait_ms = await self._cycle(free)
+                if wait_ms is None:
+                    claimed, wait_ms = await self._cycle(free)
+                else:
+                    claimed, wait_ms = await self._block(wait_ms, free)
                 failures = 0
             except RedisError as exc:
                 failures += 1
                 delay = min(0.05 * 2**failures, 5.0)
                 log.warning("Redis error in worker %s (%s); retrying in %.2fs", self.id, exc, delay)
                 await self._sleep(delay)
+                wait_ms = None
                 continue
-            if claimed or self._stopping.is_set():
+            if claimed or wait_ms == 0 or self._stopping.is_set():
+                wait_ms = None
                 continue
             if self.burst:
+                wait_ms = None
                 if not self._running:
                     if not self._outcomes:
                         return
@@ -260,17 +276,16 @@ class Worker:
                 # No await between the check and the wait, so no finish can slip past.
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
-                continue
-            if wait_ms == 0:
-                continue
-            await self._block(wait_ms)
 
-    async def _block(self, wait_ms: int) -> None:
-        """Wait on the wake list until a job arrives or *wait_ms* (-1: no due time) passes.
+    async def _block(self, wait_ms: int, want: int) -> tuple[int, int]:
+        """Wait on the wake list until a job arrives or *wait_ms* (-1: no due time) passes,
+        then claim; returns (claimed, wait ms) like `_cycle`.
 
-        Outcomes are flushed meanwhile by the flush loop. Redis checks blocking timeouts
-        only every 1/hz seconds (100 ms by default), so when a delayed job or a lease is
-        due sooner than the longest block, a local timer pushes the wake marker on time.
+        The claim is sent with the wait, in one pipeline: Redis runs it the moment the wait
+        ends, so a woken worker gets its jobs without another round trip. Outcomes are
+        flushed meanwhile by the flush loop. Redis checks blocking timeouts only every 1/hz
+        seconds (100 ms by default), so when a delayed job or a lease is due sooner than
+        the longest block, a local timer pushes the wake marker on time.
         """
         if self._blocking is None:
             self._blocking = make_client(self.queue.settings, blocking=True)
@@ -279,18 +294,22 @@ class Worker:
         if 0 <= wait_ms < _MAX_BLOCK_S * 1000:
             nudge = asyncio.get_running_loop().call_later(timeout, self._nudge)
             timeout += 1.0
+        pipe = self._blocking.pipeline(transaction=False)
+        pipe.blpop([self.queue.keys.wake], timeout=timeout)
+        SCRIPTS.cycle.queue_in(pipe, self.queue.keys.prefix, self._cycle_args(want, []))
         self._idle = True
         if self._outcomes:
             self._outcome_ready.set()
-        self._block_task = asyncio.ensure_future(
-            self._blocking.blpop([self.queue.keys.wake], timeout=timeout)
-        )
+        self._block_task = asyncio.ensure_future(pipe.execute())
         try:
             async with asyncio.timeout(timeout + self.queue.settings.timeout):
-                await self._block_task
+                _, reply = await self._block_task
+            return self._apply(reply)
         except asyncio.CancelledError:
             if not self._stopping.is_set():
                 raise
+        except NoScriptError:
+            await SCRIPTS.load(self.queue.redis)
         except Exception as exc:
             # A reply that never came means a dead (half-open) connection: start afresh.
             log.warning("blocking wait failed (%r); reconnecting", exc)
@@ -303,6 +322,7 @@ class Worker:
                 nudge.cancel()
             self._idle = False
             self._block_task = None
+        return 0, 0
 
     def _nudge(self) -> None:
         async def push() -> None:
@@ -315,25 +335,32 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _cycle(self, want: int) -> tuple[int, int]:
-        """Report taken outcomes and claim up to *want* jobs; returns (claimed, wait ms)."""
-        outcomes = list(self._outcomes)
-        self._outcomes.clear()
-        args: list[Arg] = [
+    def _cycle_args(self, want: int, outcomes: list[Outcome]) -> list[Arg]:
+        return [
             self.id,
             want,
             self.max_stalls,
             _SCRIPT_RESULT_TTL_MS,
             pack_rows(outcomes) if outcomes else "",
         ]
+
+    async def _cycle(self, want: int) -> tuple[int, int]:
+        """Report taken outcomes and claim up to *want* jobs; returns (claimed, wait ms)."""
+        outcomes = list(self._outcomes)
+        self._outcomes.clear()
         try:
             async with redis_errors():
-                now, wait_ms, fenced, reclaimed, flat = await SCRIPTS.cycle(
-                    self.queue.redis, self.queue.keys.prefix, args
+                reply = await SCRIPTS.cycle(
+                    self.queue.redis, self.queue.keys.prefix, self._cycle_args(want, outcomes)
                 )
         except BaseException:
             self._outcomes.extendleft(reversed(outcomes))
             raise
+        return self._apply(reply)
+
+    def _apply(self, reply: list[Any]) -> tuple[int, int]:
+        """Act on a cycle reply: log fenced and reclaimed jobs, start the claimed ones."""
+        now, wait_ms, fenced, reclaimed, flat = reply
         self._offset[0] = now - time.time() * 1000
         if fenced:
             self.stats.fenced += len(fenced)
@@ -353,7 +380,7 @@ class Worker:
             )
         for i in range(0, len(flat), 4):
             self._start(flat[i].decode(), flat[i + 1], flat[i + 2], flat[i + 3], now)
-        return len(flat) // 4, wait_ms
+        return len(flat) // 4, int(wait_ms)
 
     def _start(self, job_id: str, token: int, attempt: int, body: bytes, now: int) -> None:
         claim = Claim.from_body(job_id, str(token), int(attempt), body, now)
