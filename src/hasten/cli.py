@@ -129,6 +129,9 @@ def worker(
         try:
             await running.run()
         finally:
+            # The worker has stopped: a late signal must not turn a clean exit into a kill.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
             await running.queue.close()
 
     try:

@@ -37,6 +37,9 @@ def make_client(settings: Settings, *, blocking: bool = False) -> Redis:
         health_check_interval=0 if blocking else 30,
         decode_responses=False,
         client_name="hasten",
+        # RESP2 on every redis-py version hasten supports: the same replies everywhere,
+        # and no HELLO, which old servers and some proxies refuse.
+        protocol=2,
     )
 
 

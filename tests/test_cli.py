@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hasten import JobStatus, Queue
+from tests.apps import basic
+from tests.conftest import hasten_process
+
+
+@pytest.fixture
+async def app_queue(redis_url: str, queue_name: str) -> AsyncIterator[Queue]:
+    """The tests/apps/basic.py queue, pointed at this test's Redis and queue name."""
+    queue = Queue(queue_name, redis_url=redis_url)
+    for task in basic.queue.tasks.values():
+        queue.task(name=task.name, **_options(task))(task.fn)
+    async with queue:
+        yield queue
+
+
+def _options(task: Any) -> dict[str, Any]:
+    o = task.options
+    return {"retries": o.retries, "timeout": o.timeout, "backoff": o.backoff}
+
+
+def _env(redis_url: str, queue_name: str, tmp_path: Path) -> dict[str, str]:
+    return {"HASTEN_REDIS_URL": redis_url, "HASTEN_TEST_QUEUE": queue_name, "HASTEN_TEST_DIR": str(tmp_path)}
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        _, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+    return process.returncode, err
+
+
+def _task(queue: Queue, name: str) -> Any:
+    return queue.tasks[f"tests.apps.basic.{name}"]
+
+
+async def test_worker_command_runs_jobs(app_queue: Queue, redis_url: str, tmp_path: Path) -> None:
+    process = hasten_process(
+        "worker", "tests.apps.basic:queue", "-c", "10", env=_env(redis_url, app_queue.name, tmp_path)
+    )
+    try:
+        add = _task(app_queue, "add")
+        jobs = await add.enqueue_many([add.prepare(i, i) for i in range(20)])
+        assert [await j.result(timeout=20) for j in jobs] == [2 * i for i in range(20)]
+        fail_once = _task(app_queue, "fail_once")
+        assert await (await fail_once.enqueue("k1")).result(timeout=20) == "second attempt"
+    finally:
+        code, err = _stop(process)
+    assert code == 0, err
+    assert "serving queue" in err
+
+
+async def test_burst_drains_and_exits(app_queue: Queue, redis_url: str, tmp_path: Path) -> None:
+    add = _task(app_queue, "add")
+    jobs = await add.enqueue_many([add.prepare(i, 1) for i in range(50)])
+    process = hasten_process(
+        "worker", "tests.apps.basic:queue", "--burst", env=_env(redis_url, app_queue.name, tmp_path)
+    )
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert all([await j.status() is JobStatus.COMPLETE for j in jobs])
+
+
+async def test_workers_option_runs_several_processes(
+    app_queue: Queue, redis_url: str, tmp_path: Path
+) -> None:
+    process = hasten_process(
+        "worker",
+        "tests.apps.basic:queue",
+        "--workers",
+        "2",
+        "-c",
+        "1",
+        env=_env(redis_url, app_queue.name, tmp_path),
+    )
+    try:
+        whoami = _task(app_queue, "whoami")
+        pids: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(pids) < 2 and time.monotonic() < deadline:
+            jobs = await whoami.enqueue_many([whoami.prepare() for _ in range(10)])
+            pids.update([await j.result(timeout=20) for j in jobs])
+        assert len(pids) == 2
+        assert process.pid not in pids
+    finally:
+        code, err = _stop(process)
+    assert code == 0, err
+
+
+async def test_sigterm_lets_running_jobs_finish(app_queue: Queue, redis_url: str, tmp_path: Path) -> None:
+    process = hasten_process(
+        "worker", "tests.apps.basic:queue", env=_env(redis_url, app_queue.name, tmp_path)
+    )
+    try:
+        sleep_for = _task(app_queue, "sleep_for")
+        job = await sleep_for.enqueue(1.0)
+        for _ in range(500):
+            if await job.status() is JobStatus.RUNNING:
+                break
+            await asyncio.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        assert await job.result(timeout=20) >= 1.0
+        process.wait(20)
+    finally:
+        code, err = _stop(process)
+    assert code == 0, err
+    assert "SIGTERM received" in err
+
+
+async def test_second_signal_releases_running_jobs(app_queue: Queue, redis_url: str, tmp_path: Path) -> None:
+    process = hasten_process(
+        "worker", "tests.apps.basic:queue", env=_env(redis_url, app_queue.name, tmp_path)
+    )
+    try:
+        sleep_for = _task(app_queue, "sleep_for")
+        job = await sleep_for.enqueue(30.0)
+        for _ in range(500):
+            if await job.status() is JobStatus.RUNNING:
+                break
+            await asyncio.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        process.wait(20)
+    finally:
+        code, err = _stop(process)
+    assert code == 0, err
+    info = await job.info()
+    assert info.status is JobStatus.QUEUED  # back in the queue for another worker ...
+    assert info.attempts == 0  # ... without using up an attempt
+
+
+def test_bad_target_is_a_clear_error(tmp_path: Path) -> None:
+    for target, message in [
+        ("tests.apps.nope:queue", "No module"),
+        ("tests.apps.basic:missing", "no attribute"),
+    ]:
+        process = hasten_process("worker", target)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 2
+        assert message in err
+
+
+def test_version() -> None:
+    process = hasten_process("--version")
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert out.startswith("hasten ")
