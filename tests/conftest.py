@@ -64,12 +64,14 @@ def start_worker() -> Callable[..., Any]:
     return start
 
 
-def hasten_process(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[str]:
-    """Run ``python -m hasten ...`` from the project root, as a user's shell would."""
-    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+def hasten_process(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, **kwargs: Any
+) -> subprocess.Popen[str]:
+    """Run ``python -m hasten ...`` in *cwd* (the project root by default), as a user's shell would."""
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": f"{cwd}{os.pathsep}{ROOT}"}
     return subprocess.Popen(
         [sys.executable, "-m", "hasten", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=full_env,
         text=True,
         stdout=subprocess.PIPE,

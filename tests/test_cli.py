@@ -161,3 +161,43 @@ def test_version() -> None:
     out, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert out.startswith("hasten ")
+
+
+APP_SOURCE = """
+import os
+from hasten import Queue
+
+queue = Queue(os.environ["HASTEN_TEST_QUEUE"])
+
+
+@queue.task(name="version")
+async def version() -> str:
+    return "{version}"
+"""
+
+
+async def test_reload_restarts_the_worker_on_code_changes(
+    redis_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    app = tmp_path / "reload_app.py"
+    app.write_text(APP_SOURCE.format(version="v1"))
+    process = hasten_process(
+        "worker", "reload_app:queue", "--reload", env=_env(redis_url, queue_name, tmp_path), cwd=tmp_path
+    )
+    queue = Queue(queue_name, redis_url=redis_url)
+
+    @queue.task(name="version")
+    async def version() -> str: ...
+
+    try:
+        async with queue:
+            assert await (await version.enqueue()).result(timeout=30) == "v1"
+            app.write_text(APP_SOURCE.format(version="v2"))
+            seen = "v1"
+            deadline = time.monotonic() + 30
+            while seen != "v2" and time.monotonic() < deadline:
+                seen = await (await version.enqueue()).result(timeout=30)
+                await asyncio.sleep(0.2)
+            assert seen == "v2"
+    finally:
+        _stop(process)

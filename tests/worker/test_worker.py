@@ -560,3 +560,18 @@ async def test_prefetched_job_can_be_aborted_and_is_released_on_stop(queue: Queu
     await asyncio.wait_for(task, 10)
     assert ran == ["a", "b", "c", "d"]
     assert [(await j.info()).status for j in (*busy, kept)] == [JobStatus.QUEUED] * 5
+
+
+async def test_json_serializer_end_to_end(redis_url: str, queue_name: str) -> None:
+    queue = Queue(queue_name, settings=Settings(redis_url=redis_url, serializer="json"))
+
+    @queue.task
+    async def echo(items: list[int], label: str) -> dict[str, Any]:
+        return {"label": label, "sum": sum(items)}
+
+    async with queue:
+        job = await echo.enqueue([1, 2, 3], "six")
+        stored = await queue.redis.hget(queue.keys.jobs, job.id)
+        assert stored.partition(b"|")[2].startswith(b'["')  # readable JSON in Redis
+        await Worker(queue, burst=True, handle_signals=False).run()
+        assert await job.result(timeout=5) == {"label": "six", "sum": 6}
