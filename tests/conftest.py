@@ -69,12 +69,8 @@ def hasten_process(
 ) -> subprocess.Popen[str]:
     """Run ``python -m hasten ...`` in *cwd* (the project root by default), as a user's shell would."""
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": f"{cwd}{os.pathsep}{ROOT}"}
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen(
-        [sys.executable, "-m", "hasten", *args],
-        cwd=cwd,
-        env=full_env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kwargs,
+        [sys.executable, "-m", "hasten", *args], cwd=cwd, env=full_env, text=True, **kwargs
     )

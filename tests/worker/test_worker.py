@@ -575,3 +575,19 @@ async def test_json_serializer_end_to_end(redis_url: str, queue_name: str) -> No
         assert stored.partition(b"|")[2].startswith(b'["')  # readable JSON in Redis
         await Worker(queue, burst=True, handle_signals=False).run()
         assert await job.result(timeout=5) == {"label": "six", "sum": 6}
+
+
+async def test_unserializable_result_fails_without_retrying(queue: Queue, start_worker: Any) -> None:
+    calls = 0
+
+    @queue.task(retries=3, backoff=FAST)
+    async def leaky() -> Any:
+        nonlocal calls
+        calls += 1
+        return threading.Lock()
+
+    async with start_worker(queue):
+        with pytest.raises(JobFailed) as raised:
+            await (await leaky.enqueue()).result(timeout=10)
+    assert calls == 1
+    assert "SerializationError" in raised.value.error_type

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hasten.context import JobContext
-from hasten.errors import ArgumentError, DecodeError, Retry, SignatureError
+from hasten.errors import ArgumentError, DecodeError, Retry, SerializationError, SignatureError
 from hasten.job import parse_header
 from hasten.middleware import JobOutcome, run_hooks
 from hasten.options import DEFAULT_RESULT_TTL
@@ -266,6 +266,10 @@ class Runner:
         except Retry as exc:
             status, error = "retrying", exc
             outcome = self._retry_or_fail(claim, task, exc, retries, ttl, exc.delay)
+        except SerializationError as exc:
+            # The job ran; running it again would not make its result encodable.
+            status, error = "failed", exc
+            outcome = self._failed(claim, ttl, "result_not_serializable", exc, task.name)
         except Exception as exc:
             error = exc
             outcome = self._retry_or_fail(claim, task, exc, retries, ttl, None)

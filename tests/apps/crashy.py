@@ -1,0 +1,22 @@
+"""A job with a side effect guarded by an idempotency key, for crash tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from typing import Any
+
+from hasten import CONTEXT, JobContext, Queue
+
+queue = Queue(os.environ.get("HASTEN_TEST_QUEUE", "crashy"))
+LEDGER = os.environ.get("HASTEN_TEST_LEDGER", os.devnull)
+
+
+@queue.task(lease=1.0, retries=0, timeout=30)
+async def effect(n: int, ctx: JobContext[Any] = CONTEXT) -> int:
+    with open(LEDGER, "a") as ledger:  # O_APPEND: survives a SIGKILL of this process
+        ledger.write(f"{ctx.job_id} {os.getpid()}\n")
+    await asyncio.sleep(random.uniform(0, 0.02))
+    await queue.redis.set(f"effect:{queue.name}:{ctx.job_id}", os.getpid(), nx=True)
+    return n

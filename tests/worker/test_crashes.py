@@ -1,0 +1,95 @@
+"""Real worker processes killed while they hold jobs: nothing may be lost."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hasten import JobStatus, Queue
+from tests.conftest import hasten_process
+
+
+def start(redis_url: str, queue_name: str, ledger: Path, worker_id: str) -> subprocess.Popen[str]:
+    env = {"HASTEN_REDIS_URL": redis_url, "HASTEN_TEST_QUEUE": queue_name, "HASTEN_TEST_LEDGER": str(ledger)}
+    return hasten_process(
+        "worker", "tests.apps.crashy:queue", "-c", "32", "--id", worker_id, "-q",
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_sigkilled_workers_lose_no_job(redis_url: str, queue_name: str, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    queue = Queue(queue_name, redis_url=redis_url)
+
+    @queue.task(name="tests.apps.crashy.effect", lease=1.0, retries=0)
+    async def effect(n: int) -> int: ...
+
+    workers = {f"w{i}": start(redis_url, queue_name, ledger, f"w{i}") for i in range(3)}
+    kills = 0
+    try:
+        async with queue:
+            jobs = await effect.enqueue_many([effect.prepare(i) for i in range(3000)])
+            rng = random.Random(7)
+            for _ in range(6):
+                await asyncio.sleep(0.4)
+                name = rng.choice(sorted(workers))
+                workers[name].send_signal(signal.SIGKILL)
+                workers[name].wait()
+                kills += 1
+                workers[name] = start(redis_url, queue_name, ledger, name)
+            results = [await job.result(timeout=60) for job in jobs]
+            assert results == list(range(3000))
+            assert {(await j.info()).status for j in jobs[::97]} == {JobStatus.COMPLETE}
+            effects = [k async for k in queue.redis.scan_iter(match=f"effect:{queue_name}:*", count=1000)]
+            assert len(effects) == 3000  # every job's effect, each exactly once
+    finally:
+        for process in workers.values():
+            process.send_signal(signal.SIGTERM)
+        for process in workers.values():
+            process.wait(30)
+    runs = ledger.read_text().splitlines()
+    extra = len(runs) - 3000
+    assert extra >= 0
+    assert extra <= kills * (32 + 16)  # at most what a killed worker held (running + prefetched)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_paused_worker_is_fenced_when_it_comes_back(
+    redis_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    queue = Queue(queue_name, redis_url=redis_url)
+
+    @queue.task(name="tests.apps.crashy.effect", lease=1.0, retries=0)
+    async def effect(n: int) -> int: ...
+
+    paused = start(redis_url, queue_name, ledger, "paused")
+    other = None
+    try:
+        async with queue:
+            job = await effect.enqueue(1)
+            while await job.status() is not JobStatus.RUNNING:
+                await asyncio.sleep(0.01)
+            paused.send_signal(signal.SIGSTOP)  # frozen mid-job, its lease runs out
+            other = start(redis_url, queue_name, ledger, "other")
+            assert await job.result(timeout=30) == 1
+            assert (await job.info()).worker_id == "other"
+            paused.send_signal(signal.SIGCONT)
+            await asyncio.sleep(1.5)  # its late outcome arrives and is rejected
+            info = await job.info()
+            assert info.status is JobStatus.COMPLETE
+            assert info.worker_id == "other"
+    finally:
+        paused.send_signal(signal.SIGCONT)
+        for process in (paused, other):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(30)
