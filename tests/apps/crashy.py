@@ -20,3 +20,11 @@ async def effect(n: int, ctx: JobContext[Any] = CONTEXT) -> int:
     await asyncio.sleep(random.uniform(0, 0.02))
     await queue.redis.set(f"effect:{queue.name}:{ctx.job_id}", os.getpid(), nx=True)
     return n
+
+
+@queue.task(lease=1.0, retries=0, timeout=60)
+async def slow_effect(seconds: float, ctx: JobContext[Any] = CONTEXT) -> str:
+    with open(LEDGER, "a") as ledger:
+        ledger.write(f"{ctx.job_id} {os.getpid()}\n")
+    await asyncio.sleep(seconds)
+    return ctx.worker_id

@@ -68,25 +68,32 @@ async def test_paused_worker_is_fenced_when_it_comes_back(
     ledger = tmp_path / "ledger"
     queue = Queue(queue_name, redis_url=redis_url)
 
-    @queue.task(name="tests.apps.crashy.effect", lease=1.0, retries=0)
-    async def effect(n: int) -> int: ...
+    @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
+    async def slow_effect(seconds: float) -> str: ...
 
     paused = start(redis_url, queue_name, ledger, "paused")
     other = None
     try:
         async with queue:
-            job = await effect.enqueue(1)
-            while await job.status() is not JobStatus.RUNNING:
+            job = await slow_effect.enqueue(3.0)
+            for _ in range(1000):
+                if await job.status() is JobStatus.RUNNING:
+                    break
                 await asyncio.sleep(0.01)
-            paused.send_signal(signal.SIGSTOP)  # frozen mid-job, its lease runs out
+            paused.send_signal(signal.SIGSTOP)  # frozen mid-job: its lease runs out
             other = start(redis_url, queue_name, ledger, "other")
-            assert await job.result(timeout=30) == 1
-            assert (await job.info()).worker_id == "other"
-            paused.send_signal(signal.SIGCONT)
-            await asyncio.sleep(1.5)  # its late outcome arrives and is rejected
+            assert await job.result(timeout=30) == "other"
+            paused.send_signal(signal.SIGCONT)  # wakes up, finishes its run, reports it
+            for _ in range(100):
+                if len(ledger.read_text().splitlines()) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(3.5)  # the paused run ends and its outcome is rejected
             info = await job.info()
             assert info.status is JobStatus.COMPLETE
             assert info.worker_id == "other"
+            assert await job.result(timeout=1) == "other"
+            assert [line.split()[0] for line in ledger.read_text().splitlines()] == [job.id, job.id]
     finally:
         paused.send_signal(signal.SIGCONT)
         for process in (paused, other):

@@ -115,6 +115,7 @@ class Worker:
         self._closing = False
         self._lease_added = asyncio.Event()
         self._offset = [0.0]
+        self._offset_known = False
         self._blocking: Redis | None = None
         self._runner: Runner | None = None
         self._signals = 0
@@ -361,7 +362,12 @@ class Worker:
     def _apply(self, reply: list[Any]) -> tuple[int, int]:
         """Act on a cycle reply: log fenced and reclaimed jobs, start the claimed ones."""
         now, wait_ms, fenced, reclaimed, flat = reply
-        self._offset[0] = now - time.time() * 1000
+        local_ms = time.time() * 1000
+        # How old this reply is, by Redis's clock as this worker last knew it: a process that
+        # was frozen (SIGSTOP, a VM pause, a blocked loop) reads replies late.
+        age_ms = local_ms + self._offset[0] - now if self._offset_known else 0.0
+        self._offset[0] = now - local_ms
+        self._offset_known = True
         if fenced:
             self.stats.fenced += len(fenced)
             for job_id in fenced:
@@ -379,11 +385,23 @@ class Worker:
                 ", ".join(j.decode() for j in reclaimed),
             )
         for i in range(0, len(flat), 4):
-            self._start(flat[i].decode(), flat[i + 1], flat[i + 2], flat[i + 3], now)
+            self._start(flat[i].decode(), flat[i + 1], flat[i + 2], flat[i + 3], now, age_ms)
         return len(flat) // 4, int(wait_ms)
 
-    def _start(self, job_id: str, token: int, attempt: int, body: bytes, now: int) -> None:
+    def _start(self, job_id: str, token: int, attempt: int, body: bytes, now: int, age_ms: float) -> None:
         claim = Claim.from_body(job_id, str(token), int(attempt), body, now)
+        if age_ms > claim.lease_ms / 3:
+            # Claimed while this process was frozen: its lease may already be another
+            # worker's. Give it back rather than run it a second time.
+            log.warning(
+                "claim of job %s arrived %.0f ms late; giving it back", job_id, age_ms,
+                extra={"job_id": job_id, "worker": self.id},
+            )  # fmt: skip
+            claim.status = "released"
+            self._count(claim.status)
+            self._outcomes.append((claim.id, claim.token, "l", "", ""))
+            self._outcome_ready.set()
+            return
         claim.renew_at = time.monotonic() + claim.lease_ms / 3000
         if job_id in self._running:
             # This worker lost the job's lease and has now claimed it afresh.
