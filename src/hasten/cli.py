@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from hasten.errors import ConfigurationError, HastenError
+from hasten.health import WorkerInfo
 from hasten.queue import Queue
 from hasten.worker import Worker
 
@@ -139,6 +140,39 @@ def worker(
     except HastenError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command()
+def check(
+    target: Annotated[str, typer.Argument(help="module:attribute naming a Queue or a Worker.")],
+) -> None:
+    """Exit 0 if a live worker serves the queue (for health probes); say why not otherwise."""
+    try:
+        obj = load_target(target)
+    except (ImportError, HastenError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    queue = obj if isinstance(obj, Queue) else obj.queue
+    found: list[WorkerInfo] = []
+
+    async def probe() -> None:
+        try:
+            found.extend(await queue.workers())
+        finally:
+            await queue.close()
+
+    try:
+        run_async(probe)
+    except HastenError as exc:
+        typer.echo(f"unhealthy: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if not found:
+        typer.echo(f"unhealthy: no live worker serves queue {queue.name}", err=True)
+        raise typer.Exit(1)
+    for info in found:
+        typer.echo(
+            f"{info.id}: pid {info.pid} on {info.host}, {info.running}/{info.concurrency} jobs running"
+        )
 
 
 def _supervise(argv: list[str], count: int) -> int:

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from hasten.errors import ConfigurationError, DecodeError, PayloadTooLarge
+from hasten.health import WorkerInfo, live_workers
 from hasten.job import (
     Job,
     JobInfo,
@@ -241,6 +242,10 @@ class Queue:
         return job_id, [job_id, payload, priority, due, int(lease * 1000)]
 
     # -- lookups -------------------------------------------------------------------------
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The workers serving this queue whose heartbeat has not run out."""
+        return await live_workers(self)
 
     def job(self, job_id: str) -> Job[Any]:
         """A handle on an existing job by id."""

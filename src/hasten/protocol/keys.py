@@ -56,6 +56,13 @@ class Keys:
     def control(self) -> str:
         return self.prefix + "control"
 
+    @property
+    def workers(self) -> str:
+        return self.prefix + "workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}worker:{worker_id}"
+
     def ready(self, priority: int) -> str:
         return f"{self.prefix}ready:{priority}"
 

@@ -61,9 +61,10 @@ class Scripts:
         self.renew = Script("renew", common + _read("renew"))
         self.abort = Script("abort", common + _read("abort"))
         self.inspect = Script("inspect", common + _read("inspect"))
+        self.heartbeat = Script("heartbeat", common + _read("heartbeat"))
 
     def all(self) -> tuple[Script, ...]:
-        return (self.enqueue, self.cycle, self.renew, self.abort, self.inspect)
+        return (self.enqueue, self.cycle, self.renew, self.abort, self.inspect, self.heartbeat)
 
     async def load(self, redis: Redis) -> None:
         for script in self.all():

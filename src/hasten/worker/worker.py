@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from hasten.errors import ConfigurationError, RedisError
+from hasten.health import HEARTBEAT_TTL_S
 from hasten.middleware import run_hooks
 from hasten.options import DEFAULT_RESULT_TTL
 from hasten.protocol.connection import check_server, make_client, redis_errors
@@ -116,6 +118,8 @@ class Worker:
         self._lease_added = asyncio.Event()
         self._offset = [0.0]
         self._offset_known = False
+        self._started_ms = 0
+        self._last_beat = 0.0
         self._blocking: Redis | None = None
         self._runner: Runner | None = None
         self._signals = 0
@@ -193,6 +197,8 @@ class Worker:
             self.concurrency,
             extra={"queue": self.queue.name, "worker": self.id},
         )
+        self._started_ms = int(time.time() * 1000)
+        await self._heartbeat()
         await run_hooks(self.queue.middleware, "on_worker_start", self)
         helpers = [
             asyncio.create_task(self._flush_loop(), name="hasten-flush"),
@@ -209,6 +215,7 @@ class Worker:
             # redis-py can swallow a cancellation that lands while it connects; the
             # helpers also watch `_closing`, so a bounded wait is enough.
             await asyncio.wait(helpers, timeout=2)
+            await self._heartbeat(stopping=True)
             await run_hooks(self.queue.middleware, "on_worker_stop", self)
             log.info("worker %s stopped: %s", self.id, self.stats)
 
@@ -492,9 +499,33 @@ class Worker:
 
     # -- leases and control ---------------------------------------------------------------
 
+    async def _heartbeat(self, *, stopping: bool = False) -> None:
+        """Tell the registry this worker is alive (or, when *stopping*, that it is gone)."""
+        info = self.queue.codec.pack_record(
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "concurrency": self.concurrency,
+                "running": len(self._running),
+                "started": self._started_ms,
+                "seen": int(time.time() * 1000 + self._offset[0]),
+                "stats": dataclasses.asdict(self.stats),
+            }
+        )
+        ttl_ms = 0 if stopping else int(HEARTBEAT_TTL_S * 1000)
+        try:
+            async with redis_errors():
+                await SCRIPTS.heartbeat(self.queue.redis, self.queue.keys.prefix, [self.id, ttl_ms, info])
+            self._last_beat = time.monotonic()
+        except RedisError as exc:
+            log.warning("cannot record this worker's heartbeat (%s)", exc)
+
     async def _renew_loop(self) -> None:
-        """Renew every held lease, in one call, a third of the shortest lease after the last."""
+        """Renew every held lease, in one call, a third of the shortest lease after the last;
+        send a heartbeat every few seconds."""
         while not self._closing:
+            if time.monotonic() - self._last_beat > HEARTBEAT_TTL_S / 5:
+                await self._heartbeat()
             due = min((c.renew_at for c in self._running.values()), default=None)
             self._lease_added.clear()
             wait = _MAX_BLOCK_S if due is None else due - time.monotonic()

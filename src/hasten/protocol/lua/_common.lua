@@ -19,6 +19,7 @@ local K_STALLS = prefix .. 'stalls'
 local K_ABORTING = prefix .. 'aborting'
 local K_TOKEN = prefix .. 'token'
 local K_WAKE = prefix .. 'wake'
+local K_WORKERS = prefix .. 'workers'
 
 local function now_ms()
     local t = redis.call('TIME')
