@@ -10,16 +10,18 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
+from hasten.dead_letters import DeadLetter
 from hasten.errors import ConfigurationError, HastenError
-from hasten.health import WorkerInfo
 from hasten.queue import Queue
 from hasten.worker import Worker
 
 __all__ = ["app", "load_target", "main", "run_async"]
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="hasten",
@@ -142,30 +144,41 @@ def worker(
         raise typer.Exit(1) from exc
 
 
-@app.command()
-def check(
-    target: Annotated[str, typer.Argument(help="module:attribute naming a Queue or a Worker.")],
-) -> None:
-    """Exit 0 if a live worker serves the queue (for health probes); say why not otherwise."""
+def _queue_of(target: str) -> Queue:
     try:
         obj = load_target(target)
     except (ImportError, HastenError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    queue = obj if isinstance(obj, Queue) else obj.queue
-    found: list[WorkerInfo] = []
+    return obj if isinstance(obj, Queue) else obj.queue
 
-    async def probe() -> None:
+
+def _run_on(queue: Queue, action: Callable[[Queue], Coroutine[Any, Any, T]], failure: str) -> T:
+    """Run *action* against *queue*, closing it after; a hasten error exits 1."""
+    results: list[T] = []
+
+    async def main() -> None:
         try:
-            found.extend(await queue.workers())
+            results.append(await action(queue))
         finally:
             await queue.close()
 
     try:
-        run_async(probe)
+        run_async(main)
     except HastenError as exc:
-        typer.echo(f"unhealthy: {exc}", err=True)
+        typer.echo(f"{failure}: {exc}", err=True)
         raise typer.Exit(1) from exc
+    return results[0]
+
+
+TargetArg = Annotated[str, typer.Argument(help="module:attribute naming a Queue or a Worker.")]
+
+
+@app.command()
+def check(target: TargetArg) -> None:
+    """Exit 0 if a live worker serves the queue (for health probes); say why not otherwise."""
+    queue = _queue_of(target)
+    found = _run_on(queue, Queue.workers, "unhealthy")
     if not found:
         typer.echo(f"unhealthy: no live worker serves queue {queue.name}", err=True)
         raise typer.Exit(1)
@@ -173,6 +186,66 @@ def check(
         typer.echo(
             f"{info.id}: pid {info.pid} on {info.host}, {info.running}/{info.concurrency} jobs running"
         )
+
+
+dlq = typer.Typer(help="Inspect, requeue and purge jobs that failed for good.", no_args_is_help=True)
+app.add_typer(dlq, name="dlq")
+
+
+def _describe(letter: DeadLetter) -> str:
+    when = letter.failed_at.isoformat(timespec="seconds") if letter.failed_at else "?"
+    return f"{letter.id}  {when}  {letter.task}  {letter.reason}: {letter.error_message or ''}"
+
+
+@dlq.command("list")
+def dlq_list(
+    target: TargetArg, limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20
+) -> None:
+    """List dead letters, newest first."""
+    letters = _run_on(_queue_of(target), lambda q: q.dead_letters.list(limit=limit), "error")
+    for letter in letters:
+        typer.echo(_describe(letter))
+    if not letters:
+        typer.echo("the dead-letter queue is empty")
+
+
+@dlq.command("show")
+def dlq_show(target: TargetArg, job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Show one dead letter with its traceback."""
+    letter = _run_on(_queue_of(target), lambda q: q.dead_letters.get(job_id), "error")
+    if letter is None:
+        typer.echo(f"no dead letter {job_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(_describe(letter))
+    typer.echo(f"attempts: {letter.attempts}, priority: {letter.priority}, error type: {letter.error_type}")
+    if letter.traceback:
+        typer.echo(letter.traceback.rstrip())
+
+
+AllOption = Annotated[bool, typer.Option("--all", help="Every dead letter.")]
+IdArg = Annotated[str | None, typer.Argument(help="The job's id (or use --all).")]
+
+
+def _each(job_id: str | None, every: bool) -> str | None:
+    if (job_id is None) == (not every):
+        raise typer.BadParameter("give a job id or --all (not both)")
+    return job_id
+
+
+@dlq.command("requeue")
+def dlq_requeue(target: TargetArg, job_id: IdArg = None, every: AllOption = False) -> None:
+    """Put dead letters back in the queue as new jobs with the same ids."""
+    chosen = _each(job_id, every)
+    count = _run_on(_queue_of(target), lambda q: q.dead_letters.requeue(chosen), "error")
+    typer.echo(f"requeued {count} job{'s' if count != 1 else ''}")
+
+
+@dlq.command("purge")
+def dlq_purge(target: TargetArg, job_id: IdArg = None, every: AllOption = False) -> None:
+    """Forget dead letters."""
+    chosen = _each(job_id, every)
+    count = _run_on(_queue_of(target), lambda q: q.dead_letters.purge(chosen), "error")
+    typer.echo(f"purged {count} job{'s' if count != 1 else ''}")
 
 
 def _supervise(argv: list[str], count: int) -> int:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from hasten.dead_letters import DeadLetters
 from hasten.errors import ConfigurationError, DecodeError, PayloadTooLarge
 from hasten.health import WorkerInfo, live_workers
 from hasten.job import (
@@ -242,6 +243,11 @@ class Queue:
         return job_id, [job_id, payload, priority, due, int(lease * 1000)]
 
     # -- lookups -------------------------------------------------------------------------
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """Jobs that failed for good: list, inspect, requeue, purge."""
+        return DeadLetters(self)
 
     async def workers(self) -> list[WorkerInfo]:
         """The workers serving this queue whose heartbeat has not run out."""

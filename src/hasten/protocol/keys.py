@@ -57,6 +57,18 @@ class Keys:
         return self.prefix + "control"
 
     @property
+    def dlq(self) -> str:
+        return self.prefix + "dlq"
+
+    @property
+    def dlq_records(self) -> str:
+        return self.prefix + "dlq:records"
+
+    @property
+    def dlq_bodies(self) -> str:
+        return self.prefix + "dlq:bodies"
+
+    @property
     def workers(self) -> str:
         return self.prefix + "workers"
 

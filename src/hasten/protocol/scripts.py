@@ -62,9 +62,10 @@ class Scripts:
         self.abort = Script("abort", common + _read("abort"))
         self.inspect = Script("inspect", common + _read("inspect"))
         self.heartbeat = Script("heartbeat", common + _read("heartbeat"))
+        self.dlq = Script("dlq", common + _read("dlq"))
 
     def all(self) -> tuple[Script, ...]:
-        return (self.enqueue, self.cycle, self.renew, self.abort, self.inspect, self.heartbeat)
+        return (self.enqueue, self.cycle, self.renew, self.abort, self.inspect, self.heartbeat, self.dlq)
 
     async def load(self, redis: Redis) -> None:
         for script in self.all():

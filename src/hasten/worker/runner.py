@@ -137,7 +137,9 @@ class Runner:
                 "reason": reason,
             },
         )
-        return self._final(claim, ttl, "failed", r=reason, et=error_type, em=message, tb=tb, t=task)
+        record = self._record(claim, "failed", r=reason, et=error_type, em=message, tb=tb, t=task)
+        claim.status = "failed"
+        return (claim.id, claim.token, "d", record, int(ttl * 1000))
 
     def aborted_before_start(self, claim: Claim) -> Outcome:
         return self._final(claim, DEFAULT_RESULT_TTL, "aborted", r="aborted", em="aborted before it started")

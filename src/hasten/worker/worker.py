@@ -45,6 +45,9 @@ _SCRIPT_RESULT_TTL_MS = int(DEFAULT_RESULT_TTL * 1000)
 _PREFETCH_BELOW_S = 0.05
 """Hold a few jobs beyond concurrency while a typical run is shorter than this."""
 
+_BURST_HORIZON_MS = 5000
+"""A burst worker waits for delayed jobs (short retries) due within this long, no later ones."""
+
 _MAX_BLOCK_S = 5.0
 """Longest single blocking wait, so a dead connection is noticed (not a poll: jobs wake us)."""
 
@@ -83,6 +86,8 @@ class Worker:
         shutdown_grace: float = 30.0,
         max_stalls: int = 3,
         unknown_task_grace: float = 600.0,
+        dead_letter_max: int = 10_000,
+        dead_letter_age: float = 7 * 24 * 3600.0,
         threads: int | None = None,
         handle_signals: bool = True,
         check_redis: bool = True,
@@ -95,6 +100,8 @@ class Worker:
         self.id = _clean_id(worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}")
         self.shutdown_grace = shutdown_grace
         self.max_stalls = max_stalls
+        # How the scripts end jobs nobody reports on: see read_policy in _common.lua.
+        self._policy = f"{max_stalls},{_SCRIPT_RESULT_TTL_MS},{dead_letter_max},{int(dead_letter_age * 1000)}"
         self.unknown_task_grace = unknown_task_grace
         self.handle_signals = handle_signals
         self.check_redis = check_redis
@@ -118,6 +125,7 @@ class Worker:
         self._lease_added = asyncio.Event()
         self._offset = [0.0]
         self._offset_known = False
+        self._due_ms = -1
         self._started_ms = 0
         self._last_beat = 0.0
         self._blocking: Redis | None = None
@@ -278,9 +286,12 @@ class Worker:
             if self.burst:
                 wait_ms = None
                 if not self._running:
-                    if not self._outcomes:
-                        return
-                    continue
+                    if self._outcomes:
+                        continue
+                    if 0 <= self._due_ms <= _BURST_HORIZON_MS:
+                        await self._sleep(self._due_ms / 1000)  # a retry or delay about to fall due
+                        continue
+                    return
                 # No await between the check and the wait, so no finish can slip past.
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -344,13 +355,7 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _cycle_args(self, want: int, outcomes: list[Outcome]) -> list[Arg]:
-        return [
-            self.id,
-            want,
-            self.max_stalls,
-            _SCRIPT_RESULT_TTL_MS,
-            pack_rows(outcomes) if outcomes else "",
-        ]
+        return [self.id, want, self._policy, pack_rows(outcomes) if outcomes else ""]
 
     async def _cycle(self, want: int) -> tuple[int, int]:
         """Report taken outcomes and claim up to *want* jobs; returns (claimed, wait ms)."""
@@ -368,7 +373,7 @@ class Worker:
 
     def _apply(self, reply: list[Any]) -> tuple[int, int]:
         """Act on a cycle reply: log fenced and reclaimed jobs, start the claimed ones."""
-        now, wait_ms, fenced, reclaimed, flat = reply
+        now, wait_ms, fenced, reclaimed, flat, self._due_ms = reply
         local_ms = time.time() * 1000
         # How old this reply is, by Redis's clock as this worker last knew it: a process that
         # was frozen (SIGSTOP, a VM pause, a blocked loop) reads replies late.
@@ -535,7 +540,7 @@ class Worker:
                 continue
             claims = list(self._running.values())
             leases = pack_rows([(c.id, c.token, c.lease_ms) for c in claims])
-            args: list[Arg] = [self.max_stalls, _SCRIPT_RESULT_TTL_MS, leases]
+            args: list[Arg] = [self._policy, leases]
             started = time.monotonic()
             try:
                 async with redis_errors():

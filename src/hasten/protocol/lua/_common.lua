@@ -20,6 +20,9 @@ local K_ABORTING = prefix .. 'aborting'
 local K_TOKEN = prefix .. 'token'
 local K_WAKE = prefix .. 'wake'
 local K_WORKERS = prefix .. 'workers'
+local K_DLQ = prefix .. 'dlq'
+local K_DLQ_RECORDS = prefix .. 'dlq:records'
+local K_DLQ_BODIES = prefix .. 'dlq:bodies'
 
 local function now_ms()
     local t = redis.call('TIME')
@@ -81,10 +84,45 @@ local function set_attempts(id, attempts)
     end
 end
 
+-- "max_stalls,result_ttl_ms,dlq_max,dlq_age_ms", as workers send it.
+local function read_policy(text)
+    local stalls, ttl, dlq_max, dlq_age = string.match(text, '^(%d+),(%d+),(%d+),(%d+)$')
+    return {
+        max_stalls = tonumber(stalls), ttl_ms = tonumber(ttl),
+        dlq_max = tonumber(dlq_max), dlq_age_ms = tonumber(dlq_age),
+    }
+end
+
+-- Keep a failed job's body and failure record in the bounded dead-letter queue.
+local function dead_letter(id, body, record, now, policy)
+    redis.call('ZADD', K_DLQ, now, id)
+    redis.call('HSET', K_DLQ_RECORDS, id, record)
+    redis.call('HSET', K_DLQ_BODIES, id, body)
+    local old = redis.call('ZRANGE', K_DLQ, '-inf', now - policy.dlq_age_ms, 'BYSCORE', 'LIMIT', 0, 100)
+    local excess = redis.call('ZCARD', K_DLQ) - #old - policy.dlq_max
+    if excess > 0 then
+        local oldest = redis.call('ZRANGE', K_DLQ, #old, #old + math.min(excess, 100) - 1)
+        for i = 1, #oldest do
+            old[#old + 1] = oldest[i]
+        end
+    end
+    if #old > 0 then
+        redis.call('ZREM', K_DLQ, unpack(old))
+        redis.call('HDEL', K_DLQ_RECORDS, unpack(old))
+        redis.call('HDEL', K_DLQ_BODIES, unpack(old))
+    end
+end
+
+-- End a job as failed: store its result, and keep it in the dead-letter queue.
+local function fail(id, body, record, now, policy)
+    finalize(id, record, policy.ttl_ms)
+    dead_letter(id, body, record, now, policy)
+end
+
 -- A lease ran out: its worker died or lost Redis. Put the job back at the head of its
 -- priority (a stall does not use up an attempt), or end it when it stalled too often or
 -- was being aborted.
-local function reclaim(id, now, max_stalls, ttl_ms)
+local function reclaim(id, now, policy)
     local run = redis.call('HGET', K_RUNNING, id)
     redis.call('HDEL', K_RUNNING, id)
     redis.call('ZREM', K_LEASES, id)
@@ -98,14 +136,14 @@ local function reclaim(id, now, max_stalls, ttl_ms)
     end
     if redis.call('SISMEMBER', K_ABORTING, id) == 1 then
         finalize(id, script_record('aborted', 'aborted', 'aborted while its worker was lost',
-            body, attempt, now), ttl_ms)
+            body, attempt, now), policy.ttl_ms)
         return
     end
     local stalls = redis.call('HINCRBY', K_STALLS, id, 1)
-    if stalls > max_stalls then
-        finalize(id, script_record('failed', 'stalled',
+    if stalls > policy.max_stalls then
+        fail(id, body, script_record('failed', 'stalled',
             'the job stalled ' .. stalls .. ' times (its worker died or lost Redis)',
-            body, attempt, now), ttl_ms)
+            body, attempt, now), now, policy)
         return
     end
     set_attempts(id, attempt - 1)
@@ -114,10 +152,10 @@ local function reclaim(id, now, max_stalls, ttl_ms)
     wake()
 end
 
-local function reclaim_expired(now, max_stalls, ttl_ms)
+local function reclaim_expired(now, policy)
     local expired = redis.call('ZRANGE', K_LEASES, '-inf', now, 'BYSCORE', 'LIMIT', 0, 100)
     for i = 1, #expired do
-        reclaim(expired[i], now, max_stalls, ttl_ms)
+        reclaim(expired[i], now, policy)
     end
     return expired
 end

@@ -1,20 +1,20 @@
 -- One round trip of a worker: report finished jobs, reclaim expired leases, promote due
 -- delayed jobs, and claim up to `want` jobs in priority order.
--- ARGV: worker, want, max_stalls, result_ttl_ms, outcomes, where outcomes is a msgpack
--- list of [id, token, kind, a, b] (or empty):
+-- ARGV: worker, want, policy (see read_policy), outcomes: a msgpack list of
+-- [id, token, kind, a, b] (or empty):
 --   kind "f": finished; a = result record, b = ttl ms
+--   kind "d": failed for good; as "f", and the job is kept in the dead-letter queue
 --   kind "r": retry; a = delay ms, b = "1" to count the attempt, "0" not to
 --   kind "l": released on shutdown; goes back to the head, attempt not counted
--- Returns {now, wait_ms, fenced ids, reclaimed ids, claimed}, claimed being flat
--- (id, token, attempt, body) groups; wait_ms is how long to sleep when nothing was
--- claimed (-1: until woken).
+-- Returns {now, wait_ms, fenced ids, reclaimed ids, claimed, due_ms}, claimed being flat
+-- (id, token, attempt, body) groups; when nothing was claimed, wait_ms is how long to
+-- sleep (-1: until woken) and due_ms how long until the next delayed job (-1: none).
 local worker = ARGV[1]
 local want = tonumber(ARGV[2])
-local max_stalls = tonumber(ARGV[3])
-local ttl_ms = tonumber(ARGV[4])
+local policy = read_policy(ARGV[3])
 local outcomes = {}
-if ARGV[5] ~= '' then
-    outcomes = cmsgpack.unpack(ARGV[5])
+if ARGV[4] ~= '' then
+    outcomes = cmsgpack.unpack(ARGV[4])
 end
 local now = now_ms()
 
@@ -35,6 +35,10 @@ for i = 1, #outcomes do
         local kind = outcome[3]
         if kind == 'f' then
             finalize(id, outcome[4], outcome[5])
+        elseif kind == 'd' then
+            local body = redis.call('HGET', K_JOBS, id)
+            finalize(id, outcome[4], outcome[5])
+            dead_letter(id, body, outcome[4], now, policy)
         else
             local body = redis.call('HGET', K_JOBS, id)
             local priority = parse_header(body)
@@ -59,10 +63,11 @@ for i = 1, #outcomes do
     end
 end
 
-local reclaimed = reclaim_expired(now, max_stalls, ttl_ms)
+local reclaimed = reclaim_expired(now, policy)
 
 local claimed = {}
 local wait = -1
+local due_in = -1
 if want > 0 then
     local due = redis.call('ZRANGE', K_DELAYED, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)
     if #due > 0 then
@@ -130,7 +135,8 @@ if want > 0 then
     else
         local next_due = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
         if #next_due > 0 then
-            wait = math.max(tonumber(next_due[2]) - now, 0)
+            due_in = math.max(tonumber(next_due[2]) - now, 0)
+            wait = due_in
         end
         local next_lease = redis.call('ZRANGE', K_LEASES, 0, 0, 'WITHSCORES')
         if #next_lease > 0 then
@@ -141,4 +147,4 @@ if want > 0 then
         end
     end
 end
-return {now, wait, fenced, reclaimed, claimed}
+return {now, wait, fenced, reclaimed, claimed, due_in}

@@ -1,10 +1,9 @@
 -- Extend the leases a worker holds, and reclaim other workers' expired ones.
--- ARGV: max_stalls, result_ttl_ms, leases: a msgpack list of [id, token, lease_ms].
+-- ARGV: policy (see read_policy), leases: a msgpack list of [id, token, lease_ms].
 -- Returns {lost ids, ids being aborted}: a lost lease means another worker owns
 -- the job now, so this worker must drop it.
-local max_stalls = tonumber(ARGV[1])
-local ttl_ms = tonumber(ARGV[2])
-local leases = cmsgpack.unpack(ARGV[3])
+local policy = read_policy(ARGV[1])
+local leases = cmsgpack.unpack(ARGV[2])
 local now = now_ms()
 local lost = {}
 local aborting = {}
@@ -20,5 +19,5 @@ for i = 1, #leases do
         lost[#lost + 1] = id
     end
 end
-reclaim_expired(now, max_stalls, ttl_ms)
+reclaim_expired(now, policy)
 return {lost, aborting}
