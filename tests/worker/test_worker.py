@@ -591,3 +591,28 @@ async def test_unserializable_result_fails_without_retrying(queue: Queue, start_
             await (await leaky.enqueue()).result(timeout=10)
     assert calls == 1
     assert "SerializationError" in raised.value.error_type
+
+
+async def test_held_job_goes_to_an_idle_worker_when_slots_stay_busy(queue: Queue, start_worker: Any) -> None:
+    gate = asyncio.Event()
+
+    @queue.task
+    async def long_job(n: int) -> str:
+        await gate.wait()
+        return "done"
+
+    async with start_worker(queue, concurrency=2, worker_id="busy") as busy:
+        jobs = await long_job.enqueue_many([long_job.prepare(i) for i in range(3)])
+        for _ in range(500):  # the busy worker runs two and holds the third
+            if busy.stats.claimed == 3:
+                break
+            await asyncio.sleep(0.01)
+        async with start_worker(queue, concurrency=2, worker_id="idle"):
+            for _ in range(500):
+                if (await jobs[2].info()).worker_id == "idle":
+                    break
+                await asyncio.sleep(0.01)
+            assert (await jobs[2].info()).worker_id == "idle"
+            gate.set()
+            assert [await j.result(timeout=10) for j in jobs] == ["done"] * 3
+    assert busy.stats.released >= 1

@@ -45,6 +45,9 @@ _SCRIPT_RESULT_TTL_MS = int(DEFAULT_RESULT_TTL * 1000)
 _PREFETCH_BELOW_S = 0.05
 """Hold a few jobs beyond concurrency while a typical run is shorter than this."""
 
+_HOLD_S = 0.1
+"""A held job that has not found a slot within this long is given back."""
+
 _BURST_HORIZON_MS = 5000
 """A burst worker waits for delayed jobs (short retries) due within this long, no later ones."""
 
@@ -113,12 +116,13 @@ class Worker:
         """Every job this worker holds a lease on: started, or waiting for a slot."""
         self._waiting: deque[Claim] = deque()
         self._active = 0
-        self._typical_run_s = _PREFETCH_BELOW_S
+        self._typical_run_s = 0.0
         self._outcomes: deque[Outcome] = deque()
         self._slot_freed = asyncio.Event()
         self._outcome_ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._idle = False
+        """True while the fetch loop waits (for a slot or for Redis), so outcomes need the flush loop."""
         self._block_task: asyncio.Task[Any] | None = None
         self._nudge_task: asyncio.Future[None] | None = None
         self._closing = False
@@ -265,7 +269,7 @@ class Worker:
             free = self.concurrency + self._prefetch() - len(self._running)
             if free <= 0:
                 self._slot_freed.clear()
-                await self._slot_freed.wait()
+                await self._wait_for_slot()
                 continue
             try:
                 if wait_ms is None:
@@ -294,7 +298,18 @@ class Worker:
                     return
                 # No await between the check and the wait, so no finish can slip past.
                 self._slot_freed.clear()
-                await self._slot_freed.wait()
+                await self._wait_for_slot()
+
+    async def _wait_for_slot(self) -> None:
+        """Wait until a job ends; outcomes that come without a free slot (a held job given
+        back) are flushed meanwhile by the flush loop."""
+        self._idle = True
+        if self._outcomes:
+            self._outcome_ready.set()
+        try:
+            await self._slot_freed.wait()
+        finally:
+            self._idle = False
 
     async def _block(self, wait_ms: int, want: int) -> tuple[int, int]:
         """Wait on the wake list until a job arrives or *wait_ms* (-1: no due time) passes,
@@ -424,15 +439,26 @@ class Worker:
         if self._active < self.concurrency:
             self._launch(claim)
         else:
+            claim.launched = time.monotonic()  # when it started waiting
             self._waiting.append(claim)
+            asyncio.get_running_loop().call_later(_HOLD_S, self._give_back_waiting)
 
     def _prefetch(self) -> int:
         """Jobs to hold beyond `concurrency`, so a freed slot starts its next job at once.
 
-        Only while jobs are short: a prefetched job waits for a slot here instead of
-        running on another worker, which is a bad trade for long jobs.
+        Only while jobs are short: a held job waits for a slot here instead of running on
+        another worker, which is a bad trade for long jobs; one that waits longer than
+        `_HOLD_S` is given back.
         """
         return self.concurrency // 2 if self._typical_run_s < _PREFETCH_BELOW_S else 0
+
+    def _give_back_waiting(self) -> None:
+        """Held jobs that found no slot in time go back to the queue for other workers."""
+        limit = time.monotonic() - _HOLD_S
+        while self._waiting and self._waiting[0].launched <= limit:
+            self._release_waiting(self._waiting.popleft(), "shutdown")
+            # Slots stay busy this long, so jobs are not short: stop holding any.
+            self._typical_run_s = max(self._typical_run_s, _PREFETCH_BELOW_S)
 
     def _launch(self, claim: Claim) -> None:
         self._active += 1
