@@ -4,15 +4,16 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hasten import Queue, Worker
+from hasten import Job, JobStatus, Queue, Worker
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,22 @@ def start_worker() -> Callable[..., Any]:
         return running(Worker(queue, **options))
 
     return start
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until *check* holds: tests poll state a user can observe, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout}s: {check}")
+        await asyncio.sleep(0.01)
+
+
+async def wait_for_status(job: Job[Any], status: JobStatus, timeout: float = 10.0) -> None:
+    async def reached() -> bool:
+        return await job.status() is status
+
+    await eventually(reached, timeout)
 
 
 def hasten_process(

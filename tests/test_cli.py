@@ -12,7 +12,7 @@ import pytest
 
 from hasten import JobStatus, Queue
 from tests.apps import basic
-from tests.conftest import hasten_process
+from tests.conftest import hasten_process, wait_for_status
 
 
 @pytest.fixture
@@ -109,10 +109,7 @@ async def test_sigterm_lets_running_jobs_finish(app_queue: Queue, redis_url: str
     try:
         sleep_for = _task(app_queue, "sleep_for")
         job = await sleep_for.enqueue(1.0)
-        for _ in range(500):
-            if await job.status() is JobStatus.RUNNING:
-                break
-            await asyncio.sleep(0.01)
+        await wait_for_status(job, JobStatus.RUNNING)
         process.send_signal(signal.SIGTERM)
         assert await job.result(timeout=20) >= 1.0
         process.wait(20)
@@ -129,10 +126,7 @@ async def test_second_signal_releases_running_jobs(app_queue: Queue, redis_url: 
     try:
         sleep_for = _task(app_queue, "sleep_for")
         job = await sleep_for.enqueue(30.0)
-        for _ in range(500):
-            if await job.status() is JobStatus.RUNNING:
-                break
-            await asyncio.sleep(0.01)
+        await wait_for_status(job, JobStatus.RUNNING)
         process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.3)
         process.send_signal(signal.SIGINT)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hasten import JobStatus, Queue
-from tests.conftest import hasten_process
+from tests.conftest import hasten_process, wait_for_status
 
 
 def start(redis_url: str, queue_name: str, ledger: Path, worker_id: str) -> subprocess.Popen[str]:
@@ -76,10 +76,7 @@ async def test_paused_worker_is_fenced_when_it_comes_back(
     try:
         async with queue:
             job = await slow_effect.enqueue(3.0)
-            for _ in range(1000):
-                if await job.status() is JobStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_for_status(job, JobStatus.RUNNING)
             paused.send_signal(signal.SIGSTOP)  # frozen mid-job: its lease runs out
             other = start(redis_url, queue_name, ledger, "other")
             assert await job.result(timeout=30) == "other"

@@ -25,6 +25,7 @@ from hasten import (
     Settings,
     Worker,
 )
+from tests.conftest import wait_for_status
 from tests.raw import claim_as, renew_as, report_as, write_raw_job
 
 FAST = Backoff(base=0.05, factor=1, jitter=0)
@@ -500,8 +501,7 @@ async def test_graceful_stop_finishes_running_jobs(queue: Queue) -> None:
     worker = Worker(queue, handle_signals=False, shutdown_grace=10)
     task = asyncio.create_task(worker.run())
     job = await slow.enqueue()
-    while await job.status() is not JobStatus.RUNNING:
-        await asyncio.sleep(0.01)
+    await wait_for_status(job, JobStatus.RUNNING)
     worker.stop()
     await asyncio.wait_for(task, 10)
     assert await job.status() is JobStatus.COMPLETE
@@ -515,8 +515,7 @@ async def test_stop_without_grace_releases_jobs_without_using_an_attempt(queue: 
     worker = Worker(queue, handle_signals=False, shutdown_grace=0)
     task = asyncio.create_task(worker.run())
     job = await endless.enqueue()
-    while await job.status() is not JobStatus.RUNNING:
-        await asyncio.sleep(0.01)
+    await wait_for_status(job, JobStatus.RUNNING)
     worker.stop()
     await asyncio.wait_for(task, 10)
     info = await job.info()
