@@ -7,7 +7,7 @@ import os
 import random
 from typing import Any
 
-from hasten import CONTEXT, JobContext, Queue
+from hasten import CONTEXT, Backoff, JobContext, Queue
 
 queue = Queue(os.environ.get("HASTEN_TEST_QUEUE", "crashy"))
 LEDGER = os.environ.get("HASTEN_TEST_LEDGER", os.devnull)
@@ -15,6 +15,16 @@ LEDGER = os.environ.get("HASTEN_TEST_LEDGER", os.devnull)
 
 @queue.task(lease=1.0, retries=0, timeout=30)
 async def effect(n: int, ctx: JobContext[Any] = CONTEXT) -> int:
+    return await _effect(n, ctx)
+
+
+@queue.task(lease=1.0, retries=10, timeout=30, backoff=Backoff(base=0.2, factor=1.5, max=2))
+async def durable_effect(n: int, ctx: JobContext[Any] = CONTEXT) -> int:
+    """The same, retried: its own Redis call fails while Redis is down."""
+    return await _effect(n, ctx)
+
+
+async def _effect(n: int, ctx: JobContext[Any]) -> int:
     with open(LEDGER, "a") as ledger:  # O_APPEND: survives a SIGKILL of this process
         ledger.write(f"{ctx.job_id} {os.getpid()}\n")
     await asyncio.sleep(random.uniform(0, 0.02))

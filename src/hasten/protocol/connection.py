@@ -50,6 +50,8 @@ async def redis_errors() -> AsyncIterator[None]:
         yield
     except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
         raise RedisUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
+    except rx.OutOfMemoryError as exc:
+        raise QueueFull(f"Redis is full (maxmemory reached): {exc}") from exc
     except rx.ResponseError as exc:
         message = str(exc)
         if message.startswith("OOM"):

@@ -26,7 +26,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from hasten.errors import ConfigurationError, RedisError
+from hasten.errors import ConfigurationError, RedisError, RedisUnavailable
 from hasten.health import HEARTBEAT_TTL_S
 from hasten.middleware import run_hooks
 from hasten.options import DEFAULT_RESULT_TTL
@@ -148,8 +148,7 @@ class Worker:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         try:
-            if self.check_redis:
-                await check_server(self.queue.redis)
+            await self._wait_for_redis()
             lifespan = self.queue.lifespan() if self.queue.lifespan else contextlib.nullcontext()
             async with lifespan as resources:
                 self._runner = Runner(
@@ -169,6 +168,22 @@ class Worker:
             if self._blocking is not None:
                 await self._blocking.aclose()
                 self._blocking = None
+
+    async def _wait_for_redis(self) -> None:
+        """Start once Redis answers: a worker started during an outage waits, it does not exit."""
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                if self.check_redis:
+                    await check_server(self.queue.redis)
+                else:
+                    async with redis_errors():
+                        await self.queue.redis.ping()
+                return
+            except RedisUnavailable as exc:
+                log.warning("waiting for Redis (%s); retrying in %.1fs", exc, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def stop(self, *, graceful: bool = True) -> None:
         """Stop claiming; running jobs get `shutdown_grace` seconds unless not *graceful*."""
