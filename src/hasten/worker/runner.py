@@ -46,6 +46,7 @@ class Claim:
     started_ms: int
     renew_at: float = 0.0
     """When (monotonic) this worker should renew the lease next."""
+    task_name: str = ""
     launched: float = 0.0
     task: asyncio.Task[None] | None = None
     status: str = ""
@@ -156,6 +157,7 @@ class Runner:
             except DecodeError as exc:
                 return self._failed(claim, ttl, "decode_error", exc)
             task = self.queue.tasks.get(name)
+            claim.task_name = name
             if task is None:
                 return self._unknown_task(claim, name, enqueued_ms, ttl)
             ttl = float(overrides.get("ttl", task.options.result_ttl))

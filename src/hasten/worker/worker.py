@@ -34,6 +34,7 @@ from hasten.protocol.connection import check_server, make_client, redis_errors
 from hasten.protocol.scripts import SCRIPTS, Arg, pack_rows
 from hasten.queue import Queue
 from hasten.worker.runner import Claim, Outcome, Runner
+from hasten.worker.watchdog import LoopWatchdog
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -227,6 +228,8 @@ class Worker:
         self._started_ms = int(time.time() * 1000)
         await self._heartbeat()
         await run_hooks(self.queue.middleware, "on_worker_start", self)
+        watchdog = LoopWatchdog(self._block_threshold_s, self._running_task_names)
+        watchdog.start(asyncio.get_running_loop())
         helpers = [
             asyncio.create_task(self._flush_loop(), name="hasten-flush"),
             asyncio.create_task(self._renew_loop(), name="hasten-renew"),
@@ -237,6 +240,7 @@ class Worker:
             await self._drain()
         finally:
             self._closing = True
+            watchdog.stop()
             for helper in helpers:
                 helper.cancel()
             # redis-py can swallow a cancellation that lands while it connects; the
@@ -245,6 +249,13 @@ class Worker:
             await self._heartbeat(stopping=True)
             await run_hooks(self.queue.middleware, "on_worker_stop", self)
             log.info("worker %s stopped: %s", self.id, self.stats)
+
+    def _block_threshold_s(self) -> float:
+        leases = [c.lease_ms for c in list(self._running.values())]
+        return min(leases, default=30_000) / 3000
+
+    def _running_task_names(self) -> list[str]:
+        return [c.task_name for c in list(self._running.values()) if c.task is not None]
 
     async def _drain(self) -> None:
         """Shutdown: let running jobs finish within the grace period, release the rest."""
