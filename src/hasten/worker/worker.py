@@ -20,23 +20,23 @@ import socket
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from hasten.errors import ConfigurationError, RedisError, RedisUnavailable
-from hasten.health import HEARTBEAT_TTL_S
+from hasten.errors import ConfigurationError, RedisError
 from hasten.middleware import run_hooks
 from hasten.options import DEFAULT_RESULT_TTL
-from hasten.protocol.connection import check_server, make_client, redis_errors
+from hasten.protocol.connection import make_client, redis_errors
 from hasten.protocol.scripts import SCRIPTS, Arg, pack_rows
 from hasten.queue import Queue
 from hasten.worker.runner import Claim, Outcome, Runner
+from hasten.worker.stats import WorkerStats
+from hasten.worker.upkeep import Heartbeat, listen_for_aborts, wait_for_redis
 from hasten.worker.watchdog import LoopWatchdog
 
-__all__ = ["Worker", "WorkerStats"]
+__all__ = ["Worker"]
 
 log = logging.getLogger("hasten.worker")
 
@@ -54,20 +54,6 @@ _BURST_HORIZON_MS = 5000
 
 _MAX_BLOCK_S = 5.0
 """Longest single blocking wait, so a dead connection is noticed (not a poll: jobs wake us)."""
-
-
-@dataclass(slots=True)
-class WorkerStats:
-    """What one worker has done since it started."""
-
-    claimed: int = 0
-    complete: int = 0
-    failed: int = 0
-    retried: int = 0
-    aborted: int = 0
-    released: int = 0
-    fenced: int = 0
-    reclaimed: int = 0
 
 
 class Worker:
@@ -132,7 +118,7 @@ class Worker:
         self._offset_known = False
         self._due_ms = -1
         self._started_ms = 0
-        self._last_beat = 0.0
+        self._heartbeat = Heartbeat(queue, self.id, self._describe)
         self._blocking: Redis | None = None
         self._runner: Runner | None = None
         self._signals = 0
@@ -149,7 +135,7 @@ class Worker:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         try:
-            await self._wait_for_redis()
+            await wait_for_redis(self.queue, self.check_redis, self._stopping)
             lifespan = self.queue.lifespan() if self.queue.lifespan else contextlib.nullcontext()
             async with lifespan as resources:
                 self._runner = Runner(
@@ -169,22 +155,6 @@ class Worker:
             if self._blocking is not None:
                 await self._blocking.aclose()
                 self._blocking = None
-
-    async def _wait_for_redis(self) -> None:
-        """Start once Redis answers: a worker started during an outage waits, it does not exit."""
-        delay = 0.1
-        while not self._stopping.is_set():
-            try:
-                if self.check_redis:
-                    await check_server(self.queue.redis)
-                else:
-                    async with redis_errors():
-                        await self.queue.redis.ping()
-                return
-            except RedisUnavailable as exc:
-                log.warning("waiting for Redis (%s); retrying in %.1fs", exc, delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     def stop(self, *, graceful: bool = True) -> None:
         """Stop claiming; running jobs get `shutdown_grace` seconds unless not *graceful*."""
@@ -226,14 +196,19 @@ class Worker:
             extra={"queue": self.queue.name, "worker": self.id},
         )
         self._started_ms = int(time.time() * 1000)
-        await self._heartbeat()
+        await self._heartbeat.beat()
         await run_hooks(self.queue.middleware, "on_worker_start", self)
         watchdog = LoopWatchdog(self._block_threshold_s, self._running_task_names)
         watchdog.start(asyncio.get_running_loop())
         helpers = [
             asyncio.create_task(self._flush_loop(), name="hasten-flush"),
             asyncio.create_task(self._renew_loop(), name="hasten-renew"),
-            asyncio.create_task(self._control_loop(), name="hasten-control"),
+            asyncio.create_task(
+                listen_for_aborts(
+                    self.queue, lambda: self._closing, lambda job_id: self._drop(job_id, "abort")
+                ),
+                name="hasten-control",
+            ),
         ]
         try:
             await self._fetch_loop()
@@ -246,7 +221,7 @@ class Worker:
             # redis-py can swallow a cancellation that lands while it connects; the
             # helpers also watch `_closing`, so a bounded wait is enough.
             await asyncio.wait(helpers, timeout=2)
-            await self._heartbeat(stopping=True)
+            await self._heartbeat.beat(stopping=True)
             await run_hooks(self.queue.middleware, "on_worker_stop", self)
             log.info("worker %s stopped: %s", self.id, self.stats)
 
@@ -451,7 +426,7 @@ class Worker:
                 extra={"job_id": job_id, "worker": self.id},
             )  # fmt: skip
             claim.status = "released"
-            self._count(claim.status)
+            self.stats.count(claim.status)
             self._outcomes.append((claim.id, claim.token, "l", "", ""))
             self._outcome_ready.set()
             return
@@ -503,7 +478,7 @@ class Worker:
         else:
             claim.status = "released"
             outcome = (claim.id, claim.token, "l", "", "")
-        self._count(claim.status)
+        self.stats.count(claim.status)
         self._outcomes.append(outcome)
         self._slot_freed.set()
         self._outcome_ready.set()
@@ -517,7 +492,7 @@ class Worker:
             # grace period; the job goes back to the queue without using an attempt.
             claim.status = "released"
             outcome = (claim.id, claim.token, "l", "", "")
-        self._count(claim.status)
+        self.stats.count(claim.status)
         if claim.stop_reason != "lost":
             self._outcomes.append(outcome)
         if self._running.get(claim.id) is claim:
@@ -528,18 +503,6 @@ class Worker:
             self._launch(self._waiting.popleft())
         self._slot_freed.set()
         self._outcome_ready.set()
-
-    def _count(self, status: str) -> None:
-        if status == "complete":
-            self.stats.complete += 1
-        elif status == "retrying":
-            self.stats.retried += 1
-        elif status == "released":
-            self.stats.released += 1
-        elif status == "aborted":
-            self.stats.aborted += 1
-        else:
-            self.stats.failed += 1
 
     async def _flush_loop(self) -> None:
         while True:
@@ -556,33 +519,21 @@ class Worker:
 
     # -- leases and control ---------------------------------------------------------------
 
-    async def _heartbeat(self, *, stopping: bool = False) -> None:
-        """Tell the registry this worker is alive (or, when *stopping*, that it is gone)."""
-        info = self.queue.codec.pack_record(
-            {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "concurrency": self.concurrency,
-                "running": len(self._running),
-                "started": self._started_ms,
-                "seen": int(time.time() * 1000 + self._offset[0]),
-                "stats": dataclasses.asdict(self.stats),
-            }
-        )
-        ttl_ms = 0 if stopping else int(HEARTBEAT_TTL_S * 1000)
-        try:
-            async with redis_errors():
-                await SCRIPTS.heartbeat(self.queue.redis, self.queue.keys.prefix, [self.id, ttl_ms, info])
-            self._last_beat = time.monotonic()
-        except RedisError as exc:
-            log.warning("cannot record this worker's heartbeat (%s)", exc)
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "running": len(self._running),
+            "started": self._started_ms,
+            "seen": int(time.time() * 1000 + self._offset[0]),
+            "stats": dataclasses.asdict(self.stats),
+        }
 
     async def _renew_loop(self) -> None:
         """Renew every held lease, in one call, a third of the shortest lease after the last;
         send a heartbeat every few seconds."""
         while not self._closing:
-            if time.monotonic() - self._last_beat > HEARTBEAT_TTL_S / 5:
-                await self._heartbeat()
+            if self._heartbeat.due:
+                await self._heartbeat.beat()
             due = min((c.renew_at for c in self._running.values()), default=None)
             self._lease_added.clear()
             wait = _MAX_BLOCK_S if due is None else due - time.monotonic()
@@ -623,27 +574,6 @@ class Worker:
                 extra={"job_id": job_id, "worker": self.id},
             )
         claim.cancel(reason)
-
-    async def _control_loop(self) -> None:
-        channel = self.queue.keys.control.encode()
-        while not self._closing:
-            pubsub = self.queue.redis.pubsub()
-            try:
-                await pubsub.subscribe(channel)
-                while not self._closing:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message and message.get("type") == "message":
-                        command, _, job_id = message["data"].decode().partition(":")
-                        if command == "abort":
-                            self._drop(job_id, "abort")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("control channel lost (%s); resubscribing", exc)
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
 
 
 def _clean_id(worker_id: str) -> str:
