@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from typing import Any
 
 from hasten import CONTEXT, Backoff, JobContext, Queue
@@ -26,7 +27,7 @@ async def durable_effect(n: int, ctx: JobContext[Any] = CONTEXT) -> int:
 
 async def _effect(n: int, ctx: JobContext[Any]) -> int:
     with open(LEDGER, "a") as ledger:  # O_APPEND: survives a SIGKILL of this process
-        ledger.write(f"{ctx.job_id} {os.getpid()}\n")
+        ledger.write(f"{ctx.job_id} {os.getpid()} {time.time()}\n")
     await asyncio.sleep(random.uniform(0, 0.02))
     await queue.redis.set(f"effect:{queue.name}:{ctx.job_id}", os.getpid(), nx=True)
     return n
@@ -35,6 +36,6 @@ async def _effect(n: int, ctx: JobContext[Any]) -> int:
 @queue.task(lease=1.0, retries=0, timeout=60)
 async def slow_effect(seconds: float, ctx: JobContext[Any] = CONTEXT) -> str:
     with open(LEDGER, "a") as ledger:
-        ledger.write(f"{ctx.job_id} {os.getpid()}\n")
+        ledger.write(f"{ctx.job_id} {os.getpid()} {time.time()}\n")
     await asyncio.sleep(seconds)
     return ctx.worker_id

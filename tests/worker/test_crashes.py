@@ -6,6 +6,7 @@ import asyncio
 import random
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,80 @@ async def test_paused_worker_is_fenced_when_it_comes_back(
             if process is not None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(30)
+
+
+def start_with(
+    redis_url: str, queue_name: str, ledger: Path, worker_id: str, *options: str
+) -> subprocess.Popen[str]:
+    env = {"HASTEN_REDIS_URL": redis_url, "HASTEN_TEST_QUEUE": queue_name, "HASTEN_TEST_LEDGER": str(ledger)}
+    return hasten_process(
+        "worker", "tests.apps.crashy:queue", "--id", worker_id, "-q", *options,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def runs(ledger: Path) -> list[tuple[str, int, float]]:
+    return [(i, int(p), float(t)) for i, p, t in (line.split() for line in ledger.read_text().splitlines())]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_sigterm_under_load_finishes_running_jobs_once(
+    redis_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    queue = Queue(queue_name, redis_url=redis_url)
+
+    @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
+    async def slow_effect(seconds: float) -> str: ...
+
+    stopping = start_with(redis_url, queue_name, ledger, "stopping", "-c", "16")
+    staying = start_with(redis_url, queue_name, ledger, "staying", "-c", "16")
+    try:
+        async with queue:
+            jobs = await slow_effect.enqueue_many([slow_effect.prepare(0.3) for _ in range(200)])
+            await jobs[20].result(timeout=30)
+            stopping.send_signal(signal.SIGTERM)  # mid-load; its running jobs finish within the grace
+            assert stopping.wait(30) == 0
+            assert set(await asyncio.gather(*(j.result(timeout=60) for j in jobs))) <= {"stopping", "staying"}
+    finally:
+        staying.send_signal(signal.SIGTERM)
+        staying.wait(30)
+    started = [job_id for job_id, _, _ in runs(ledger)]
+    assert sorted(started) == sorted(j.id for j in jobs)  # every job ran exactly once
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_sigterm_past_the_grace_releases_jobs_to_other_workers(
+    redis_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    queue = Queue(queue_name, redis_url=redis_url)
+
+    @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
+    async def slow_effect(seconds: float) -> str: ...
+
+    stopping = start_with(redis_url, queue_name, ledger, "stopping", "-c", "4", "--shutdown-grace", "0.2")
+    staying = None
+    try:
+        async with queue:
+            jobs = await slow_effect.enqueue_many([slow_effect.prepare(2.0) for _ in range(4)])
+            for job in jobs:
+                await wait_for_status(job, JobStatus.RUNNING)
+            staying = start_with(redis_url, queue_name, ledger, "staying", "-c", "4")
+            await asyncio.sleep(1.0)  # the second worker is up and idle
+            signalled = time.time()
+            stopping.send_signal(signal.SIGTERM)
+            assert stopping.wait(30) == 0
+            assert await asyncio.gather(*(j.result(timeout=30) for j in jobs)) == ["staying"] * 4
+            assert {(await j.info()).attempts for j in jobs} == {1}  # the cut-short run did not count
+    finally:
+        if staying is not None:
+            staying.send_signal(signal.SIGTERM)
+            staying.wait(30)
+    restarts = [t for _, pid, t in runs(ledger) if pid == staying.pid]
+    assert len(restarts) == 4
+    print(
+        f"released jobs restarted elsewhere {max(restarts) - signalled:.3f}s after SIGTERM"
+    )  # measured, not asserted

@@ -52,6 +52,10 @@ class Keys:
     def wake(self) -> str:
         return self.prefix + "wake"
 
+    def wake_worker(self, worker_id: str) -> str:
+        """One worker's own wake list, so a local timer or a stop wakes only that worker."""
+        return f"{self.prefix}wake:{worker_id}"
+
     @property
     def control(self) -> str:
         return self.prefix + "control"

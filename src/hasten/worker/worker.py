@@ -119,6 +119,7 @@ class Worker:
         self._due_ms = -1
         self._started_ms = 0
         self._heartbeat = Heartbeat(queue, self.id, self._describe)
+        self._own_wake = queue.keys.wake_worker(self.id)
         self._blocking: Redis | None = None
         self._runner: Runner | None = None
         self._signals = 0
@@ -330,7 +331,7 @@ class Worker:
             nudge = asyncio.get_running_loop().call_later(timeout, self._nudge)
             timeout += 1.0
         pipe = self._blocking.pipeline(transaction=False)
-        pipe.blpop([self.queue.keys.wake], timeout=timeout)
+        pipe.blpop([self.queue.keys.wake, self._own_wake], timeout=timeout)
         SCRIPTS.cycle.queue_in(pipe, self.queue.keys.prefix, self._cycle_args(want, []))
         self._idle = True
         if self._outcomes:
@@ -360,9 +361,14 @@ class Worker:
         return 0, 0
 
     def _nudge(self) -> None:
+        """End this worker's blocking wait now (its own wake list: no other worker wakes)."""
+
         async def push() -> None:
             with contextlib.suppress(Exception):
-                await self.queue.redis.rpush(self.queue.keys.wake, "1")
+                pipe = self.queue.redis.pipeline(transaction=False)
+                pipe.rpush(self._own_wake, "1")
+                pipe.pexpire(self._own_wake, 60_000)  # unclaimed if the worker is gone
+                await pipe.execute()
 
         self._nudge_task = asyncio.ensure_future(push())
 
