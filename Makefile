@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install redis-server lint test chaos demo bench clean
+.PHONY: install redis-server test-tools lint test demo bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,12 +16,15 @@ install: $(STAMP)
 redis-server:
 	@scripts/ensure-redis-server.sh
 
+test-tools:
+	@scripts/ensure-test-tools.sh
+
 lint: install
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
 	$(VENV)/bin/mypy
 
-test: install redis-server lint
+test: install test-tools lint
 	$(VENV)/bin/pytest -q
 
 demo: install redis-server

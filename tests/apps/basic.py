@@ -37,3 +37,17 @@ async def sleep_for(seconds: float) -> float:
     started = time.monotonic()
     await asyncio.sleep(seconds)
     return time.monotonic() - started
+
+
+@queue.task(retries=0, timeout=60, lease=1.0)
+async def outlive_lease(seconds: float) -> float:
+    """Runs several leases long: only renewals on Redis's clock keep it from running twice."""
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    return time.monotonic() - started
+
+
+@queue.task(retries=0)
+async def wall_clock() -> float:
+    """This worker's idea of the time (clock-skew tests run workers under faketime)."""
+    return time.time()
