@@ -13,7 +13,7 @@ import pytest
 
 from hasten import Job, Queue, QueueFull, RedisUnavailable, Settings
 from tests.conftest import hasten_process
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
 
 
 def start_worker_process(url: str, queue_name: str, ledger: Path, worker_id: str) -> subprocess.Popen[str]:
@@ -105,5 +105,31 @@ async def test_full_redis_refuses_enqueue_but_workers_drain(queue_name: str, sta
                 more = await blob.enqueue_many([blob.prepare(b"y" * 2000) for _ in range(100)])
                 for job in more:
                     await job.result(timeout=30)
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_worker_waits_out_a_read_only_redis(queue_name: str, start_worker: Any) -> None:
+    server = RedisServer()
+    try:
+        queue = Queue(queue_name, redis_url=server.url)
+
+        @queue.task
+        async def echo(n: int) -> int:
+            return n
+
+        async with queue, start_worker(queue) as worker:
+            assert await (await echo.enqueue(1)).result(timeout=10) == 1
+            admin = server.client()
+            admin.replicaof("127.0.0.1", free_port())  # demoted, as in a failover: writes refused
+            with pytest.raises(RedisUnavailable, match="read-only"):
+                await echo.enqueue(2)
+            await asyncio.sleep(1.0)  # the worker's calls fail meanwhile; it keeps trying
+            admin.replicaof("NO", "ONE")  # promoted again
+            assert await (await echo.enqueue(3)).result(timeout=10) == 3
+            assert worker.stats.complete == 2
+            admin.close()
     finally:
         server.close()

@@ -340,7 +340,7 @@ async def test_long_job_keeps_its_lease_and_runs_once(queue: Queue, start_worker
     async def long_job() -> int:
         nonlocal runs
         runs += 1
-        await asyncio.sleep(1.5)  # five leases long
+        await asyncio.sleep(3.0)  # ten leases long
         return runs
 
     async with start_worker(queue), start_worker(queue):
@@ -403,7 +403,11 @@ async def test_a_bad_job_never_kills_the_worker(queue: Queue, start_worker: Any)
         return n
 
     # Payloads written straight into Redis, as a buggy or hostile producer could.
-    garbage = {"garbage": b"\xc1\xc1", "wrong-shape": queue.codec.seal("wrong-shape", {"not": "a list"})}
+    garbage = {
+        "garbage": b"\xc1\xc1",
+        "truncated": queue.codec.seal("truncated", [good.name, {"n": 1}])[:-2],
+        "wrong-shape": queue.codec.seal("wrong-shape", {"not": "a list"}),
+    }
     for job_id, payload in garbage.items():
         await write_raw_job(queue, job_id, payload)
     bad_args = queue.codec.seal("bad-args", [good.name, {"n": "not a number"}, None, None])
@@ -411,6 +415,7 @@ async def test_a_bad_job_never_kills_the_worker(queue: Queue, start_worker: Any)
     async with start_worker(queue):
         for job_id, reason in [
             ("garbage", "decode_error"),
+            ("truncated", "decode_error"),
             ("wrong-shape", "decode_error"),
             ("bad-args", "validation_error"),
         ]:
@@ -454,6 +459,8 @@ async def test_bad_signature_fails_without_running(redis_url: str, queue_name: s
                 await queue.job(job_id).result(timeout=5)
             record = queue.codec.unpack_record(await queue.redis.get(queue.keys.result(job_id)))
             assert record["r"] == "signature_invalid"
+        letters = {letter.id: (letter.reason, letter.attempts) for letter in await queue.dead_letters.list()}
+        assert letters == {"replayed": ("signature_invalid", 1), "forged": ("signature_invalid", 1)}
     assert not canary.exists()
 
 

@@ -52,6 +52,8 @@ async def redis_errors() -> AsyncIterator[None]:
         raise RedisUnavailable(f"Redis is unreachable: {type(exc).__name__}: {exc}") from exc
     except rx.OutOfMemoryError as exc:
         raise QueueFull(f"Redis is full (maxmemory reached): {exc}") from exc
+    except rx.ReadOnlyError as exc:
+        raise RedisUnavailable(f"Redis is a read-only replica now (a failover?): {exc}") from exc
     except rx.ResponseError as exc:
         message = str(exc)
         if message.startswith("OOM"):
