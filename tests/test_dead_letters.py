@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -7,7 +8,7 @@ import pytest
 
 from hasten import Backoff, JobFailed, JobStatus, Queue, Worker
 from tests.conftest import hasten_process
-from tests.raw import write_raw_job
+from tests.raw import claim_as, write_raw_job
 
 FAST = Backoff(base=0.01, factor=1, jitter=0)
 
@@ -120,16 +121,26 @@ async def test_dlq_command(queue: Queue, redis_url: str, queue_name: str, tmp_pa
 
 
 async def test_stalled_job_is_dead_lettered(queue: Queue, start_worker: Any) -> None:
-    from tests.raw import claim_as
-
     @queue.task(lease=0.2)
     async def pill() -> None: ...
 
     job = await pill.enqueue()
     await claim_as(queue, "dead-worker", max_stalls=0)
-    import asyncio
-
     await asyncio.sleep(0.3)
     await claim_as(queue, "reaper", want=0, max_stalls=0)
     (letter,) = await queue.dead_letters.list()
     assert (letter.id, letter.reason) == (job.id, "stalled")
+
+
+async def test_dead_letters_older_than_the_age_limit_are_dropped(queue: Queue) -> None:
+    @queue.task(retries=0)
+    async def fails(n: int) -> None:
+        raise ValueError(n)
+
+    first = await fails.enqueue(1)
+    await Worker(queue, burst=True, handle_signals=False, dead_letter_age=0.2).run()
+    assert [letter.id for letter in await queue.dead_letters.list()] == [first.id]
+    await asyncio.sleep(0.3)
+    second = await fails.enqueue(2)
+    await Worker(queue, burst=True, handle_signals=False, dead_letter_age=0.2).run()
+    assert [letter.id for letter in await queue.dead_letters.list()] == [second.id]
