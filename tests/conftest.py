@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -91,3 +92,29 @@ def hasten_process(
     return subprocess.Popen(
         [sys.executable, "-m", "hasten", *args], cwd=cwd, env=full_env, text=True, **kwargs
     )
+
+
+def crashy_worker(url: str, queue_name: str, ledger: Path, worker_id: str, *options: str, **env: str) -> Any:
+    """A worker process for tests/apps/crashy.py, its output discarded (crash tests kill it)."""
+    full_env = {
+        "HASTEN_REDIS_URL": url,
+        "HASTEN_TEST_QUEUE": queue_name,
+        "HASTEN_TEST_LEDGER": str(ledger),
+        **env,
+    }
+    return hasten_process(
+        "worker", "tests.apps.crashy:queue", "--id", worker_id, "-q", *options,
+        env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def hasten_warnings() -> Iterator[list[str]]:
+    """Warnings hasten logs during the test, as messages."""
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("hasten")
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)

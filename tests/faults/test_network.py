@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from hasten import Job, Queue
-from tests.conftest import hasten_process
+from tests.conftest import crashy_worker
 from tests.faults.proxy import FaultProxy
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
-
-
-def worker(url: str, queue_name: str, ledger: Path, worker_id: str) -> subprocess.Popen[str]:
-    env = {
-        "HASTEN_REDIS_URL": url,
-        "HASTEN_TEST_QUEUE": queue_name,
-        "HASTEN_TEST_LEDGER": str(ledger),
-        "HASTEN_TIMEOUT": "1",  # a reply that has not come in a second means a dead link
-    }
-    return hasten_process(
-        "worker", "tests.apps.crashy:queue", "-c", "16", "--id", worker_id, "-q",
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 async def run_faulted_load(
@@ -40,8 +26,10 @@ async def run_faulted_load(
     async def effect(n: int) -> int: ...
 
     async with FaultProxy(redis_server.port) as proxy:
-        faulted = worker(proxy.url, queue_name, ledger, "faulted")
-        healthy = worker(redis_server.url, queue_name, ledger, "healthy")
+        faulted = crashy_worker(proxy.url, queue_name, ledger, "faulted", "-c", "16", HASTEN_TIMEOUT="1")
+        healthy = crashy_worker(
+            redis_server.url, queue_name, ledger, "healthy", "-c", "16", HASTEN_TIMEOUT="1"
+        )
         try:
             async with queue:
                 jobs: list[Job[int]] = []

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,46 +10,35 @@ from hasten.protocol.connection import parse_version
 from tests.redis_server import RedisServer, free_port
 
 
-@pytest.fixture
-def warnings_logged() -> Iterator[list[str]]:
-    messages: list[str] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("hasten")
-    logger.addHandler(handler)
-    yield messages
-    logger.removeHandler(handler)
-
-
-async def test_warns_when_redis_may_evict_or_forget_jobs(warnings_logged: list[str], queue_name: str) -> None:
+async def test_warns_when_redis_may_evict_or_forget_jobs(hasten_warnings: list[str], queue_name: str) -> None:
     server = RedisServer("--maxmemory-policy", "allkeys-lru")
     try:
         async with Queue(queue_name, redis_url=server.url):
             pass
     finally:
         server.close()
-    assert any("maxmemory-policy is allkeys-lru" in m for m in warnings_logged)
-    assert any("persistence is off" in m for m in warnings_logged)
+    assert any("maxmemory-policy is allkeys-lru" in m for m in hasten_warnings)
+    assert any("persistence is off" in m for m in hasten_warnings)
 
 
-async def test_no_warnings_for_a_safe_redis(warnings_logged: list[str], queue_name: str) -> None:
+async def test_no_warnings_for_a_safe_redis(hasten_warnings: list[str], queue_name: str) -> None:
     server = RedisServer(appendonly=True)
     try:
         async with Queue(queue_name, redis_url=server.url):
             pass
     finally:
         server.close()
-    assert warnings_logged == []
+    assert hasten_warnings == []
 
 
-async def test_warns_when_config_cannot_be_read(warnings_logged: list[str], queue_name: str) -> None:
+async def test_warns_when_config_cannot_be_read(hasten_warnings: list[str], queue_name: str) -> None:
     server = RedisServer("--rename-command", "CONFIG", "")
     try:
         async with Queue(queue_name, redis_url=server.url):
             pass
     finally:
         server.close()
-    assert any("cannot read Redis config" in m for m in warnings_logged)
+    assert any("cannot read Redis config" in m for m in hasten_warnings)
 
 
 class OldRedis:

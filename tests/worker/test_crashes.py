@@ -5,22 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from hasten import JobStatus, Queue
-from tests.conftest import hasten_process, wait_for_status
-
-
-def start(redis_url: str, queue_name: str, ledger: Path, worker_id: str) -> subprocess.Popen[str]:
-    env = {"HASTEN_REDIS_URL": redis_url, "HASTEN_TEST_QUEUE": queue_name, "HASTEN_TEST_LEDGER": str(ledger)}
-    return hasten_process(
-        "worker", "tests.apps.crashy:queue", "-c", "32", "--id", worker_id, "-q",
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+from tests.conftest import crashy_worker, wait_for_status
 
 
 @pytest.mark.slow
@@ -32,7 +23,7 @@ async def test_sigkilled_workers_lose_no_job(redis_url: str, queue_name: str, tm
     @queue.task(name="tests.apps.crashy.effect", lease=1.0, retries=0)
     async def effect(n: int) -> int: ...
 
-    workers = {f"w{i}": start(redis_url, queue_name, ledger, f"w{i}") for i in range(3)}
+    workers = {f"w{i}": crashy_worker(redis_url, queue_name, ledger, f"w{i}", "-c", "32") for i in range(3)}
     kills = 0
     try:
         async with queue:
@@ -46,7 +37,7 @@ async def test_sigkilled_workers_lose_no_job(redis_url: str, queue_name: str, tm
                 workers[name].wait()
                 killed_at[str(workers[name].pid)] = time.time()
                 kills += 1
-                workers[name] = start(redis_url, queue_name, ledger, name)
+                workers[name] = crashy_worker(redis_url, queue_name, ledger, name, "-c", "32")
             results = [await job.result(timeout=60) for job in jobs]
             assert results == list(range(3000))
             assert {(await j.info()).status for j in jobs[::97]} == {JobStatus.COMPLETE}
@@ -82,14 +73,14 @@ async def test_paused_worker_is_fenced_when_it_comes_back(
     @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
     async def slow_effect(seconds: float) -> str: ...
 
-    paused = start(redis_url, queue_name, ledger, "paused")
+    paused = crashy_worker(redis_url, queue_name, ledger, "paused", "-c", "32")
     other = None
     try:
         async with queue:
             job = await slow_effect.enqueue(3.0)
             await wait_for_status(job, JobStatus.RUNNING)
             paused.send_signal(signal.SIGSTOP)  # frozen mid-job: its lease runs out
-            other = start(redis_url, queue_name, ledger, "other")
+            other = crashy_worker(redis_url, queue_name, ledger, "other", "-c", "32")
             assert await job.result(timeout=30) == "other"
             paused.send_signal(signal.SIGCONT)  # wakes up, finishes its run, reports it
             for _ in range(100):
@@ -110,16 +101,6 @@ async def test_paused_worker_is_fenced_when_it_comes_back(
                 process.wait(30)
 
 
-def start_with(
-    redis_url: str, queue_name: str, ledger: Path, worker_id: str, *options: str
-) -> subprocess.Popen[str]:
-    env = {"HASTEN_REDIS_URL": redis_url, "HASTEN_TEST_QUEUE": queue_name, "HASTEN_TEST_LEDGER": str(ledger)}
-    return hasten_process(
-        "worker", "tests.apps.crashy:queue", "--id", worker_id, "-q", *options,
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def runs(ledger: Path) -> list[tuple[str, int, float]]:
     return [(i, int(p), float(t)) for i, p, t in (line.split() for line in ledger.read_text().splitlines())]
 
@@ -135,8 +116,8 @@ async def test_sigterm_under_load_finishes_running_jobs_once(
     @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
     async def slow_effect(seconds: float) -> str: ...
 
-    stopping = start_with(redis_url, queue_name, ledger, "stopping", "-c", "16")
-    staying = start_with(redis_url, queue_name, ledger, "staying", "-c", "16")
+    stopping = crashy_worker(redis_url, queue_name, ledger, "stopping", "-c", "16")
+    staying = crashy_worker(redis_url, queue_name, ledger, "staying", "-c", "16")
     try:
         async with queue:
             jobs = await slow_effect.enqueue_many([slow_effect.prepare(0.3) for _ in range(200)])
@@ -162,14 +143,14 @@ async def test_sigterm_past_the_grace_releases_jobs_to_other_workers(
     @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
     async def slow_effect(seconds: float) -> str: ...
 
-    stopping = start_with(redis_url, queue_name, ledger, "stopping", "-c", "4", "--shutdown-grace", "0.2")
+    stopping = crashy_worker(redis_url, queue_name, ledger, "stopping", "-c", "4", "--shutdown-grace", "0.2")
     staying = None
     try:
         async with queue:
             jobs = await slow_effect.enqueue_many([slow_effect.prepare(2.0) for _ in range(4)])
             for job in jobs:
                 await wait_for_status(job, JobStatus.RUNNING)
-            staying = start_with(redis_url, queue_name, ledger, "staying", "-c", "4")
+            staying = crashy_worker(redis_url, queue_name, ledger, "staying", "-c", "4")
             await asyncio.sleep(1.0)  # the second worker is up and idle
             signalled = time.time()
             stopping.send_signal(signal.SIGTERM)

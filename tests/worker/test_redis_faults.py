@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -12,16 +11,8 @@ from typing import Any
 import pytest
 
 from hasten import Job, Queue, QueueFull, RedisUnavailable, Settings
-from tests.conftest import hasten_process
+from tests.conftest import crashy_worker
 from tests.redis_server import RedisServer, free_port
-
-
-def start_worker_process(url: str, queue_name: str, ledger: Path, worker_id: str) -> subprocess.Popen[str]:
-    env = {"HASTEN_REDIS_URL": url, "HASTEN_TEST_QUEUE": queue_name, "HASTEN_TEST_LEDGER": str(ledger)}
-    return hasten_process(
-        "worker", "tests.apps.crashy:queue", "-c", "16", "--id", worker_id, "-q",
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 def restart_after(server: RedisServer, seconds: float) -> None:
@@ -41,7 +32,7 @@ async def test_redis_killed_and_restarted_loses_no_acknowledged_job(queue_name: 
     @queue.task(name="tests.apps.crashy.durable_effect", lease=1.0)
     async def effect(n: int) -> int: ...
 
-    workers = [start_worker_process(server.url, queue_name, ledger, f"w{i}") for i in range(2)]
+    workers = [crashy_worker(server.url, queue_name, ledger, f"w{i}", "-c", "16") for i in range(2)]
     acknowledged: list[Job[int]] = []
     refused = 0
     try:

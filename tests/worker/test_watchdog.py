@@ -1,28 +1,13 @@
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from hasten import Queue
 
 
-@pytest.fixture
-def worker_warnings() -> Iterator[list[str]]:
-    messages: list[str] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("hasten.worker")
-    logger.addHandler(handler)
-    yield messages
-    logger.removeHandler(handler)
-
-
 async def test_a_job_that_blocks_the_loop_is_named(
-    queue: Queue, start_worker: Any, worker_warnings: list[str]
+    queue: Queue, start_worker: Any, hasten_warnings: list[str]
 ) -> None:
     @queue.task(name="blocks-the-loop", lease=1.5)
     async def careless() -> str:
@@ -35,8 +20,8 @@ async def test_a_job_that_blocks_the_loop_is_named(
 
     async with start_worker(queue):
         assert await (await fine.enqueue()).result(timeout=10) == "done"
-        assert not any("blocked" in m for m in worker_warnings)
+        assert not any("blocked" in m for m in hasten_warnings)
         assert await (await careless.enqueue()).result(timeout=10) == "done"
-    blocked = [m for m in worker_warnings if "event loop has been blocked" in m]
+    blocked = [m for m in hasten_warnings if "event loop has been blocked" in m]
     assert len(blocked) == 1
     assert "blocks-the-loop" in blocked[0]
