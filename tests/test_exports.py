@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import hasten
 
 
@@ -14,7 +17,7 @@ def test_public_names() -> None:
 
 
 def test_import_pulls_no_optional_integration() -> None:
-    import sys
-
-    assert "fastapi" not in sys.modules or "hasten.fastapi" not in sys.modules
-    assert "hasten.cli" not in sys.modules or hasattr(sys.modules["hasten.cli"], "app")
+    optional = ("fastapi", "hasten.fastapi", "typer")
+    code = f"import sys, hasten; print(sorted(m for m in {optional} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

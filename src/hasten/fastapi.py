@@ -1,0 +1,196 @@
+"""FastAPI integration: the queue in the app's lifespan, a `QueueDep`, and a jobs router.
+
+```python
+from fastapi import Depends, FastAPI
+from hasten.fastapi import QueueDep, install_exception_handlers, jobs_router, lifespan
+
+app = FastAPI(lifespan=lifespan(queue, my_own_lifespan))   # connects the queue at start-up
+install_exception_handlers(app)                            # Redis down -> 503, bad call -> 422
+
+@app.post("/signup")
+async def signup(body: SignupIn, queue: QueueDep) -> dict[str, str]:
+    job = await send_welcome.enqueue(body.user_id)
+    return {"job_id": job.id}
+
+app.include_router(jobs_router(queue), prefix="/jobs", dependencies=[Depends(require_admin)])
+```
+Needs ``pip install 'hasten[fastapi]'``; ``import hasten`` never imports this module.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads these route annotations at runtime.
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from hasten.errors import (
+    ArgumentError,
+    ConfigurationError,
+    JobAborted,
+    JobExpired,
+    JobFailed,
+    JobNotFound,
+    QueueFull,
+    RedisUnavailable,
+    ResultTimeout,
+)
+from hasten.job import JobStatus
+from hasten.queue import Queue
+
+__all__ = [
+    "JobInfoOut",
+    "JobResultOut",
+    "QueueDep",
+    "get_queue",
+    "install_exception_handlers",
+    "jobs_router",
+    "lifespan",
+]
+
+STATE_KEY = "hasten_queue"
+T = TypeVar("T")
+
+AppLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+def lifespan(queue: Queue, app_lifespan: AppLifespan | None = None) -> AppLifespan:
+    """A FastAPI lifespan that connects *queue* around the app's own lifespan (if any).
+
+    The queue lands in the lifespan state, where `get_queue` finds it: no globals.
+    """
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with queue:
+            if app_lifespan is None:
+                yield {STATE_KEY: queue}
+                return
+            async with app_lifespan(app) as state:
+                yield {**(state or {}), STATE_KEY: queue}
+
+    return run
+
+
+async def get_queue(request: Request) -> Queue:
+    """The queue of the app's lifespan; override it with ``app.dependency_overrides``."""
+    queue = getattr(request.state, STATE_KEY, None)
+    if not isinstance(queue, Queue):
+        raise ConfigurationError(
+            "no hasten queue in the app's lifespan state: create the app with "
+            "FastAPI(lifespan=hasten.fastapi.lifespan(queue))"
+        )
+    return queue
+
+
+QueueDep = Annotated[Queue, Depends(get_queue)]
+"""Inject the app's queue: ``async def endpoint(queue: QueueDep)``."""
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    """Answer 503 when Redis is unreachable or full, 422 when an enqueue call is invalid."""
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"job queue unavailable: {exc}"}, status_code=503)
+
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    app.add_exception_handler(RedisUnavailable, unavailable)
+    app.add_exception_handler(QueueFull, unavailable)
+    app.add_exception_handler(ArgumentError, invalid)
+
+
+class JobInfoOut(BaseModel):
+    """A job as the jobs router shows it."""
+
+    id: str
+    queue: str
+    status: JobStatus
+    task: str | None = None
+    attempts: int = 0
+    priority: int = 0
+    enqueued_at: datetime | None = None
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker_id: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+class JobResultOut(BaseModel):
+    """A job's outcome: ``value`` when complete, ``error_*`` when failed."""
+
+    id: str
+    status: JobStatus
+    value: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+def jobs_router(queue: Queue | None = None) -> APIRouter:
+    """Routes to read and abort jobs by id: ``GET /{id}``, ``GET /{id}/result``,
+    ``POST /{id}/abort``. Mount it behind your own auth dependencies.
+
+    Without *queue* the routes use the app's (`QueueDep`).
+    """
+    router = APIRouter(tags=["jobs"])
+
+    async def the_queue(request: Request) -> Queue:
+        return queue if queue is not None else await get_queue(request)
+
+    Q = Annotated[Queue, Depends(the_queue)]
+
+    @router.get("/{job_id}", response_model=JobInfoOut, summary="A job's status and details")
+    async def job_info(job_id: str, q: Q) -> JobInfoOut:
+        info = await _guard(q.job(job_id).info())
+        if info.status is JobStatus.NOT_FOUND:
+            raise HTTPException(404, f"no job {job_id}")
+        fields = {k: getattr(info, k) for k in JobInfoOut.model_fields}
+        return JobInfoOut(**fields)
+
+    @router.get(
+        "/{job_id}/result",
+        response_model=JobResultOut,
+        summary="Wait up to `timeout` seconds for a job's outcome",
+        responses={202: {"model": JobResultOut, "description": "not finished yet"}},
+    )
+    async def job_result(
+        job_id: str, q: Q, timeout: Annotated[float, Query(ge=0, le=60)] = 0
+    ) -> JobResultOut | JSONResponse:
+        job = q.job(job_id)
+        try:
+            value = await _guard(job.result(timeout=timeout))
+        except JobNotFound as exc:
+            raise HTTPException(404, f"no job {job_id}") from exc
+        except ResultTimeout:
+            status = await _guard(job.status())
+            body = JobResultOut(id=job_id, status=status)
+            return JSONResponse(body.model_dump(mode="json"), status_code=202)
+        except JobFailed as exc:
+            return JobResultOut(
+                id=job_id, status=JobStatus.FAILED, error_type=exc.error_type, error_message=exc.error_message
+            )
+        except JobAborted:
+            return JobResultOut(id=job_id, status=JobStatus.ABORTED)
+        except JobExpired:
+            return JobResultOut(id=job_id, status=JobStatus.EXPIRED)
+        return JobResultOut(id=job_id, status=JobStatus.COMPLETE, value=to_jsonable_python(value))
+
+    @router.post("/{job_id}/abort", summary="Abort a waiting or running job")
+    async def abort_job(job_id: str, q: Q) -> dict[str, bool]:
+        return {"aborted": await _guard(q.job(job_id).abort())}
+
+    return router
+
+
+async def _guard(awaitable: Awaitable[T]) -> T:
+    try:
+        return await awaitable
+    except RedisUnavailable as exc:
+        raise HTTPException(503, f"job queue unavailable: {exc}") from exc

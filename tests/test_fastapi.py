@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from hasten import Queue, Settings, Worker
+from hasten.fastapi import QueueDep, get_queue, install_exception_handlers, jobs_router, lifespan
+from tests.redis_server import RedisServer, free_port
+
+
+class SignupIn(BaseModel):
+    user_id: int
+
+
+def make_app(queue: Queue, events: list[str]) -> FastAPI:
+    @asynccontextmanager
+    async def own_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        events.append("app up")
+        yield {"greeting": "hello"}
+        events.append("app down")
+
+    @queue.task(name="send_welcome")
+    async def send_welcome(user_id: int) -> str:
+        return f"welcome {user_id}"
+
+    @queue.task(name="explode", retries=0)
+    async def explode() -> None:
+        raise RuntimeError("kaboom")
+
+    def require_admin(request: Request) -> None:
+        if request.headers.get("x-admin") != "yes":
+            raise HTTPException(403, "admins only")
+
+    app = FastAPI(lifespan=lifespan(queue, own_lifespan))
+    install_exception_handlers(app)
+
+    @app.post("/signup")
+    async def signup(body: SignupIn, queue: QueueDep, request: Request) -> dict[str, str]:
+        job = await send_welcome.enqueue(body.user_id)
+        return {"job_id": job.id, "greeting": request.state.greeting, "queue": queue.name}
+
+    @app.post("/typo")
+    async def typo(queue: QueueDep) -> dict[str, str]:
+        job = await send_welcome.enqueue("not a number")  # type: ignore[arg-type]
+        return {"job_id": job.id}
+
+    @app.post("/explode")
+    async def explode_route() -> dict[str, str]:
+        return {"job_id": (await explode.enqueue()).id}
+
+    app.include_router(jobs_router(queue), prefix="/jobs", dependencies=[Depends(require_admin)])
+    return app
+
+
+@pytest.fixture
+def client(redis_url: str, queue_name: str) -> Iterator[tuple[TestClient, Queue, list[str]]]:
+    events: list[str] = []
+    queue = Queue(queue_name, redis_url=redis_url)
+    with TestClient(make_app(queue, events)) as test_client:
+        yield test_client, queue, events
+    assert events == ["app up", "app down"]
+
+
+ADMIN = {"x-admin": "yes"}
+
+
+def test_lifespan_composes_and_queue_dep_injects(client: tuple[TestClient, Queue, list[str]]) -> None:
+    http, queue, events = client
+    assert events == ["app up"]
+    response = http.post("/signup", json={"user_id": 42})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["greeting"] == "hello"
+    assert body["queue"] == queue.name
+    info = http.get(f"/jobs/{body['job_id']}", headers=ADMIN)
+    assert info.status_code == 200
+    assert info.json()["status"] == "queued"
+    assert info.json()["task"] == "send_welcome"
+
+
+def test_jobs_router_results_abort_and_auth(client: tuple[TestClient, Queue, list[str]]) -> None:
+    http, queue, _ = client
+    job_id = http.post("/signup", json={"user_id": 7}).json()["job_id"]
+    assert http.get(f"/jobs/{job_id}").status_code == 403  # behind the app's own auth
+    pending = http.get(f"/jobs/{job_id}/result", headers=ADMIN)
+    assert pending.status_code == 202 and pending.json()["status"] == "queued"
+    failing_id = http.post("/explode").json()["job_id"]
+    aborted_id = http.post("/signup", json={"user_id": 8}).json()["job_id"]
+    assert http.post(f"/jobs/{aborted_id}/abort", headers=ADMIN).json() == {"aborted": True}
+    http.portal.call(Worker(queue, burst=True, handle_signals=False).run)  # type: ignore[union-attr]
+    done = http.get(f"/jobs/{job_id}/result", params={"timeout": 5}, headers=ADMIN)
+    assert done.json() == {
+        "id": job_id,
+        "status": "complete",
+        "value": "welcome 7",
+        "error_type": None,
+        "error_message": None,
+    }
+    failed = http.get(f"/jobs/{failing_id}/result", params={"timeout": 5}, headers=ADMIN).json()
+    assert (failed["status"], failed["error_type"], failed["error_message"]) == (
+        "failed",
+        "RuntimeError",
+        "kaboom",
+    )
+    assert http.get(f"/jobs/{aborted_id}/result", headers=ADMIN).json()["status"] == "aborted"
+    assert http.get("/jobs/nope", headers=ADMIN).status_code == 404
+    assert http.get("/jobs/nope/result", headers=ADMIN).status_code == 404
+    schema = http.get("/openapi.json").json()
+    assert "JobResultOut" in schema["components"]["schemas"]
+
+
+def test_invalid_enqueue_is_422(client: tuple[TestClient, Queue, list[str]]) -> None:
+    http, _, _ = client
+    response = http.post("/typo")
+    assert response.status_code == 422
+    assert "user_id" in response.json()["detail"]
+
+
+def test_redis_down_is_503_not_a_hang(queue_name: str) -> None:
+    server = RedisServer()
+    queue = Queue(queue_name, settings=Settings(redis_url=server.url, timeout=1, connect_timeout=0.5))
+    with TestClient(make_app(queue, [])) as http:
+        server.close()  # Redis goes away while the app runs
+        response = http.post("/signup", json={"user_id": 1})
+        assert response.status_code == 503
+        assert "unavailable" in response.json()["detail"]
+        assert http.get("/jobs/anything", headers=ADMIN).status_code == 503
+
+
+def test_queue_dep_can_be_overridden(redis_url: str) -> None:
+    app = FastAPI()
+
+    @app.get("/which")
+    async def which(queue: QueueDep) -> dict[str, str]:
+        return {"queue": queue.name}
+
+    app.dependency_overrides[get_queue] = lambda: Queue("stand-in", redis_url=redis_url)
+    with TestClient(app) as http:
+        assert http.get("/which").json() == {"queue": "stand-in"}
+
+
+def test_missing_lifespan_is_a_clear_error() -> None:
+    app = FastAPI()
+
+    @app.get("/which")
+    async def which(queue: QueueDep) -> dict[str, str]:
+        return {"queue": queue.name}
+
+    with TestClient(app, raise_server_exceptions=True) as http, pytest.raises(Exception, match="lifespan"):
+        http.get("/which")
+
+
+def test_unreachable_at_startup_fails_the_app_start(queue_name: str) -> None:
+    queue = Queue(queue_name, settings=Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", timeout=1))
+    with pytest.raises(Exception, match="unreachable"), TestClient(make_app(queue, [])):
+        pass
