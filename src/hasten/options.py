@@ -15,10 +15,6 @@ PRIORITY_LIMIT = 1_000_000
 DEFAULT_RESULT_TTL = 3600.0
 
 
-def seconds(value: float | timedelta | None) -> float | None:
-    return value.total_seconds() if isinstance(value, timedelta) else value
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TaskOptions:
     """How a task's jobs run, unless an enqueue call overrides it.

@@ -41,14 +41,6 @@ class Keys:
         return self.prefix + "prios"
 
     @property
-    def running(self) -> str:
-        return self.prefix + "running"
-
-    @property
-    def leases(self) -> str:
-        return self.prefix + "leases"
-
-    @property
     def wake(self) -> str:
         return self.prefix + "wake"
 
