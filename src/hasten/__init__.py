@@ -42,6 +42,7 @@ from hasten.errors import (
 from hasten.job import Job, JobInfo, JobStatus
 from hasten.middleware import JobOutcome, Middleware
 from hasten.options import TaskOptions
+from hasten.progress import Progress, ProgressInfo
 from hasten.queue import Queue
 from hasten.settings import Backoff, Settings
 from hasten.task import JobRequest, Task
@@ -71,6 +72,8 @@ __all__ = [
     "JobStatus",
     "Middleware",
     "PayloadTooLarge",
+    "Progress",
+    "ProgressInfo",
     "Queue",
     "QueueFull",
     "RedisError",

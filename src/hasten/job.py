@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from hasten.errors import JobAborted, JobExpired, JobFailed, JobNotFound, ResultTimeout
 
 if TYPE_CHECKING:
+    from hasten.progress import ProgressInfo
     from hasten.queue import Queue
     from hasten.signature import TaskSignature
 
@@ -104,6 +105,12 @@ class Job(Generic[R]):
 
     async def info(self) -> JobInfo:
         return await self._queue._inspect(self.id)
+
+    async def progress(self) -> ProgressInfo | None:
+        """The progress the job last reported (None if it never did)."""
+        from hasten.progress import read_progress
+
+        return await read_progress(self._queue, self.id)
 
     async def abort(self) -> bool:
         """Abort the job: a waiting job ends at once, a running one is cancelled on its worker.

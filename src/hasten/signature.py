@@ -17,6 +17,7 @@ from typing_extensions import TypedDict
 
 from hasten.context import CONTEXT, JobContext
 from hasten.errors import ArgumentError, ConfigurationError, SerializationError
+from hasten.progress import Progress
 
 __all__ = ["TaskSignature"]
 
@@ -28,6 +29,10 @@ def _is_context(annotation: Any) -> bool:
     return origin is JobContext
 
 
+def _is_progress(annotation: Any) -> bool:
+    return annotation is Progress
+
+
 class TaskSignature:
     """Binds, validates and dumps the arguments of one task function."""
 
@@ -37,6 +42,7 @@ class TaskSignature:
         "_names",
         "_plain",
         "_positional_only",
+        "_progress_param",
         "result_adapter",
     )
 
@@ -49,6 +55,7 @@ class TaskSignature:
         self._names: list[str] = []
         self._positional_only: list[str] = []
         self._context_param: str | None = None
+        self._progress_param: str | None = None
         plain = True
         for param in inspect.signature(fn).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -57,6 +64,9 @@ class TaskSignature:
                     "so their arguments can be validated and stored"
                 )
             annotation = hints.get(param.name, Any)
+            if _is_progress(annotation):
+                self._progress_param = param.name
+                continue
             if _is_context(annotation) or param.default is CONTEXT:
                 self._context_param = param.name
                 continue
@@ -82,6 +92,10 @@ class TaskSignature:
     @property
     def context_param(self) -> str | None:
         return self._context_param
+
+    @property
+    def progress_param(self) -> str | None:
+        return self._progress_param
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         if len(args) > len(self._names):

@@ -20,6 +20,7 @@ from hasten import (
     JobOutcome,
     JobStatus,
     Middleware,
+    Progress,
     Queue,
     Retry,
     Settings,
@@ -628,3 +629,42 @@ async def test_held_job_goes_to_an_idle_worker_when_slots_stay_busy(queue: Queue
             gate.set()
             assert [await j.result(timeout=10) for j in jobs] == ["done"] * 3
     assert busy.stats.released >= 1
+
+
+async def test_progress_is_reported_coalesced_and_readable(queue: Queue, start_worker: Any) -> None:
+    gate = asyncio.Event()
+
+    @queue.task
+    async def importer(rows: int, progress: Progress = CONTEXT) -> int:
+        for i in range(1, rows + 1):
+            progress.update(i / rows, f"row {i}", {"imported": i})
+            if i == rows // 2:
+                await gate.wait()
+            elif i % 100 == 0:
+                await asyncio.sleep(0.001)
+        return rows
+
+    @queue.task
+    def sync_importer(rows: int, progress: Progress = CONTEXT) -> int:
+        for i in range(1, rows + 1):
+            progress.update(i / rows, f"row {i}")
+        return rows
+
+    assert importer.signature.dump_arguments((10,), {}) == {"rows": 10}  # not an argument
+    before = (await queue.redis.info("commandstats")).get("cmdstat_publish", {}).get("calls", 0)
+    async with start_worker(queue):
+        job = await importer.enqueue(2000)
+        while (info := await job.progress()) is None or info.fraction != 0.5:
+            await asyncio.sleep(0.01)
+        assert (info.message, info.data) == ("row 1000", {"imported": 1000})
+        gate.set()
+        assert await job.result(timeout=10) == 2000
+        threaded = await sync_importer.enqueue(500)  # updates from a worker thread
+        assert await threaded.result(timeout=10) == 500
+        threaded_final = await threaded.progress()
+        assert threaded_final is not None and threaded_final.message == "row 500"
+    final = await job.progress()
+    assert final is not None and (final.fraction, final.message) == (1.0, "row 2000")
+    assert final.updated_at is not None
+    after = (await queue.redis.info("commandstats"))["cmdstat_publish"]["calls"]
+    assert after - before < 200  # 2,500 updates, a few dozen writes

@@ -77,5 +77,9 @@ class Keys:
     def result(self, job_id: str) -> str:
         return f"{self.prefix}result:{job_id}"
 
+    def progress(self, job_id: str) -> str:
+        """A running job's last progress (a key with a TTL, and a channel of the same name)."""
+        return f"{self.prefix}progress:{job_id}"
+
     def done_channel(self, job_id: str) -> str:
         return f"{self.prefix}done:{job_id}"

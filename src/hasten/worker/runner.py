@@ -16,6 +16,7 @@ from hasten.errors import ArgumentError, DecodeError, Retry, SerializationError,
 from hasten.job import parse_header
 from hasten.middleware import JobOutcome, run_hooks
 from hasten.options import DEFAULT_RESULT_TTL
+from hasten.progress import Progress
 from hasten.settings import Backoff
 
 if TYPE_CHECKING:
@@ -225,6 +226,9 @@ class Runner:
             )
             if param is not None:
                 kwargs[param] = ctx
+        progress = None
+        if (progress_param := task.signature.progress_param) is not None:
+            progress = kwargs[progress_param] = Progress(self.queue, claim.id, ttl)
         timeout = overrides.get("t", task.options.timeout)
         retries = int(overrides.get("r", task.options.retries))
         if ctx is not None and self.middleware:
@@ -281,6 +285,8 @@ class Runner:
         finally:
             if deadline is not None:
                 deadline.cancel()
+            if progress is not None:
+                await progress.close()
         if ctx is not None and self.middleware:
             duration = time.perf_counter() - started
             await run_hooks(
