@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,7 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from hasten import Queue, Settings, Worker
+from hasten import CONTEXT, Progress, Queue, Settings, Worker
 from hasten.fastapi import QueueDep, get_queue, install_exception_handlers, jobs_router, lifespan
 from tests.redis_server import RedisServer, free_port
 
@@ -160,3 +162,34 @@ def test_unreachable_at_startup_fails_the_app_start(queue_name: str) -> None:
     queue = Queue(queue_name, settings=Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", timeout=1))
     with pytest.raises(Exception, match="unreachable"), TestClient(make_app(queue, [])):
         pass
+
+
+def test_events_stream_progress_then_the_final_state(redis_url: str, queue_name: str) -> None:
+    queue = Queue(queue_name, redis_url=redis_url)
+    app = make_app(queue, [])
+
+    @queue.task(name="report")
+    async def report(steps: int, progress: Progress = CONTEXT) -> str:
+        for step in range(1, steps + 1):
+            await asyncio.sleep(0.3)  # longer than the coalescing interval: each step is sent
+            progress.update(step / steps, f"step {step}")
+        return "ready"
+
+    with TestClient(app) as http:
+        worker = Worker(queue, handle_signals=False)
+        running = http.portal.start_task_soon(worker.run)  # type: ignore[union-attr]
+        job_id = http.portal.call(report.enqueue, 3).id  # type: ignore[union-attr]
+        with http.stream("GET", f"/jobs/{job_id}/events", headers=ADMIN) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = [line for line in response.iter_lines() if line.startswith(("event:", "data:"))]
+        http.portal.call(worker.stop)  # type: ignore[union-attr]
+        running.result(timeout=30)
+    events = [
+        (lines[i].removeprefix("event: "), json.loads(lines[i + 1][6:])) for i in range(0, len(lines), 2)
+    ]
+    assert (
+        events[-1][0] == "status" and events[-1][1]["status"] == "complete"
+    )  # the stream ended with the job
+    messages = [data["message"] for kind, data in events if kind == "progress"]
+    assert messages[-1] == "step 3"
+    assert len(messages) >= 2

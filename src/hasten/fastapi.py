@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
@@ -39,12 +39,14 @@ from hasten.errors import (
     RedisUnavailable,
     ResultTimeout,
 )
-from hasten.job import JobStatus
+from hasten.job import JobInfo, JobStatus
+from hasten.progress import ProgressInfo, read_progress
 from hasten.queue import Queue
 
 __all__ = [
     "JobInfoOut",
     "JobResultOut",
+    "ProgressOut",
     "QueueDep",
     "get_queue",
     "install_exception_handlers",
@@ -53,6 +55,7 @@ __all__ = [
 ]
 
 STATE_KEY = "hasten_queue"
+_KEEPALIVE_S = 15.0
 T = TypeVar("T")
 
 AppLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
@@ -133,9 +136,22 @@ class JobResultOut(BaseModel):
     error_message: str | None = None
 
 
+class ProgressOut(BaseModel):
+    """A job's reported progress, as the events stream sends it."""
+
+    fraction: float | None = None
+    message: str | None = None
+    data: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, info: ProgressInfo) -> "ProgressOut":
+        return cls(fraction=info.fraction, message=info.message, data=info.data)
+
+
 def jobs_router(queue: Queue | None = None) -> APIRouter:
     """Routes to read and abort jobs by id: ``GET /{id}``, ``GET /{id}/result``,
-    ``POST /{id}/abort``. Mount it behind your own auth dependencies.
+    ``GET /{id}/events`` (Server-Sent Events), ``POST /{id}/abort``. Mount it behind your
+    own auth dependencies.
 
     Without *queue* the routes use the app's (`QueueDep`).
     """
@@ -151,8 +167,7 @@ def jobs_router(queue: Queue | None = None) -> APIRouter:
         info = await _guard(q.job(job_id).info())
         if info.status is JobStatus.NOT_FOUND:
             raise HTTPException(404, f"no job {job_id}")
-        fields = {k: getattr(info, k) for k in JobInfoOut.model_fields}
-        return JobInfoOut(**fields)
+        return _info_out(info)
 
     @router.get(
         "/{job_id}/result",
@@ -182,11 +197,59 @@ def jobs_router(queue: Queue | None = None) -> APIRouter:
             return JobResultOut(id=job_id, status=JobStatus.EXPIRED)
         return JobResultOut(id=job_id, status=JobStatus.COMPLETE, value=to_jsonable_python(value))
 
+    @router.get(
+        "/{job_id}/events",
+        summary="Server-Sent Events: the job's progress, then its final state",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def job_events(job_id: str, q: Q) -> StreamingResponse:
+        info = await _guard(q.job(job_id).info())
+        if info.status is JobStatus.NOT_FOUND:
+            raise HTTPException(404, f"no job {job_id}")
+        return StreamingResponse(_events(q, job_id), media_type="text/event-stream")
+
     @router.post("/{job_id}/abort", summary="Abort a waiting or running job")
     async def abort_job(job_id: str, q: Q) -> dict[str, bool]:
         return {"aborted": await _guard(q.job(job_id).abort())}
 
     return router
+
+
+def _sse(event: str, data: BaseModel) -> str:
+    return f"event: {event}\ndata: {data.model_dump_json()}\n\n"
+
+
+def _info_out(info: JobInfo) -> JobInfoOut:
+    return JobInfoOut(**{k: getattr(info, k) for k in JobInfoOut.model_fields})
+
+
+async def _events(queue: Queue, job_id: str) -> AsyncIterator[str]:
+    """Progress and status events until the job ends; subscribe first, then read, so
+    nothing published in between is missed. Comments keep idle proxies from closing it."""
+    progress_channel, done_channel = queue.keys.progress(job_id), queue.keys.done_channel(job_id)
+    pubsub = queue.redis.pubsub()
+    try:
+        await pubsub.subscribe(progress_channel, done_channel)
+        if (progress := await read_progress(queue, job_id)) is not None:
+            yield _sse("progress", ProgressOut.of(progress))
+        info = await queue.job(job_id).info()
+        yield _sse("status", _info_out(info))
+        while not info.status.is_final and info.status is not JobStatus.NOT_FOUND:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_KEEPALIVE_S)
+            if message is None:
+                yield ": keep-alive\n\n"
+            elif message["channel"].decode() == progress_channel:
+                record = queue.codec.unpack_record(message["data"])
+                yield _sse(
+                    "progress",
+                    ProgressOut(fraction=record.get("f"), message=record.get("m"), data=record.get("d")),
+                )
+            else:
+                info = await queue.job(job_id).info()
+                yield _sse("status", _info_out(info))
+    finally:
+        await pubsub.aclose()
 
 
 async def _guard(awaitable: Awaitable[T]) -> T:
