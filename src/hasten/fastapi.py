@@ -20,12 +20,11 @@ Needs ``pip install 'hasten[fastapi]'``; ``import hasten`` never imports this mo
 # No `from __future__ import annotations`: FastAPI reads these route annotations at runtime.
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from hasten.errors import (
@@ -40,11 +39,10 @@ from hasten.errors import (
     ResultTimeout,
 )
 from hasten.job import JobInfo, JobStatus
-from hasten.progress import ProgressInfo, read_progress
+from hasten.progress import ProgressInfo, progress_from_record, read_progress
 from hasten.queue import Queue
 
 __all__ = [
-    "JobInfoOut",
     "JobResultOut",
     "ProgressOut",
     "QueueDep",
@@ -108,24 +106,6 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ArgumentError, invalid)
 
 
-class JobInfoOut(BaseModel):
-    """A job as the jobs router shows it."""
-
-    id: str
-    queue: str
-    status: JobStatus
-    task: str | None = None
-    attempts: int = 0
-    priority: int = 0
-    enqueued_at: datetime | None = None
-    scheduled_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    worker_id: str | None = None
-    error_type: str | None = None
-    error_message: str | None = None
-
-
 class JobResultOut(BaseModel):
     """A job's outcome: ``value`` when complete, ``error_*`` when failed."""
 
@@ -162,12 +142,12 @@ def jobs_router(queue: Queue | None = None) -> APIRouter:
 
     Q = Annotated[Queue, Depends(the_queue)]
 
-    @router.get("/{job_id}", response_model=JobInfoOut, summary="A job's status and details")
-    async def job_info(job_id: str, q: Q) -> JobInfoOut:
+    @router.get("/{job_id}", response_model=JobInfo, summary="A job's status and details")
+    async def job_info(job_id: str, q: Q) -> JobInfo:
         info = await _guard(q.job(job_id).info())
         if info.status is JobStatus.NOT_FOUND:
             raise HTTPException(404, f"no job {job_id}")
-        return _info_out(info)
+        return info
 
     @router.get(
         "/{job_id}/result",
@@ -216,12 +196,12 @@ def jobs_router(queue: Queue | None = None) -> APIRouter:
     return router
 
 
-def _sse(event: str, data: BaseModel) -> str:
-    return f"event: {event}\ndata: {data.model_dump_json()}\n\n"
+_JOB_INFO = TypeAdapter(JobInfo)
 
 
-def _info_out(info: JobInfo) -> JobInfoOut:
-    return JobInfoOut(**{k: getattr(info, k) for k in JobInfoOut.model_fields})
+def _sse(event: str, data: bytes | str) -> str:
+    text = data.decode() if isinstance(data, bytes) else data
+    return f"event: {event}\ndata: {text}\n\n"
 
 
 async def _events(queue: Queue, job_id: str) -> AsyncIterator[str]:
@@ -232,22 +212,19 @@ async def _events(queue: Queue, job_id: str) -> AsyncIterator[str]:
     try:
         await pubsub.subscribe(progress_channel, done_channel)
         if (progress := await read_progress(queue, job_id)) is not None:
-            yield _sse("progress", ProgressOut.of(progress))
+            yield _sse("progress", ProgressOut.of(progress).model_dump_json())
         info = await queue.job(job_id).info()
-        yield _sse("status", _info_out(info))
+        yield _sse("status", _JOB_INFO.dump_json(info))
         while not info.status.is_final and info.status is not JobStatus.NOT_FOUND:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_KEEPALIVE_S)
             if message is None:
                 yield ": keep-alive\n\n"
             elif message["channel"].decode() == progress_channel:
-                record = queue.codec.unpack_record(message["data"])
-                yield _sse(
-                    "progress",
-                    ProgressOut(fraction=record.get("f"), message=record.get("m"), data=record.get("d")),
-                )
+                reported = progress_from_record(queue.codec.unpack_record(message["data"]))
+                yield _sse("progress", ProgressOut.of(reported).model_dump_json())
             else:
                 info = await queue.job(job_id).info()
-                yield _sse("status", _info_out(info))
+                yield _sse("status", _JOB_INFO.dump_json(info))
     finally:
         await pubsub.aclose()
 

@@ -29,7 +29,7 @@ from hasten.protocol.connection import redis_errors
 if TYPE_CHECKING:
     from hasten.queue import Queue
 
-__all__ = ["INTERVAL_S", "Progress", "ProgressInfo", "read_progress"]
+__all__ = ["INTERVAL_S", "Progress", "ProgressInfo", "progress_from_record", "read_progress"]
 
 log = logging.getLogger("hasten.progress")
 
@@ -114,7 +114,11 @@ async def read_progress(queue: Queue, job_id: str) -> ProgressInfo | None:
         data: Any = await queue.redis.get(queue.keys.progress(job_id))
     if data is None:
         return None
-    record = queue.codec.unpack_record(data)
+    return progress_from_record(queue.codec.unpack_record(data))
+
+
+def progress_from_record(record: dict[str, Any]) -> ProgressInfo:
+    """What a progress write (the key, or a message on its channel) holds."""
     return ProgressInfo(
         fraction=record.get("f"),
         message=record.get("m"),

@@ -147,7 +147,7 @@ class Runner:
         return self._final(claim, DEFAULT_RESULT_TTL, "aborted", r="aborted", em="aborted before it started")
 
     async def run(self, claim: Claim) -> Outcome:
-        ttl = 3600.0
+        ttl = DEFAULT_RESULT_TTL
         try:
             enqueued_ms = claim.enqueued_ms
             try:
