@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from hasten import CONTEXT, Progress, Queue, Settings, Worker
+from hasten import INJECTED, Progress, Queue, Settings, Worker
 from hasten.fastapi import QueueDep, get_queue, install_exception_handlers, jobs_router, lifespan
 from tests.redis_server import RedisServer, free_port
 
@@ -169,7 +169,7 @@ def test_events_stream_progress_then_the_final_state(redis_url: str, queue_name:
     app = make_app(queue, [])
 
     @queue.task(name="report")
-    async def report(steps: int, progress: Progress = CONTEXT) -> str:
+    async def report(steps: int, progress: Progress = INJECTED) -> str:
         for step in range(1, steps + 1):
             await asyncio.sleep(0.3)  # longer than the coalescing interval: each step is sent
             progress.update(step / steps, f"step {step}")

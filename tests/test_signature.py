@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import BaseModel
 
-from hasten import CONTEXT, ArgumentError, ConfigurationError, JobContext, Queue
+from hasten import INJECTED, ArgumentError, ConfigurationError, JobContext, Queue
 
 
 class Address(BaseModel):
@@ -22,7 +22,7 @@ async def ship(order_id: int, to: Address, when: datetime, *, express: bool = Fa
 
 
 @q.task
-async def with_context(n: int, ctx: JobContext[None] = CONTEXT) -> int:
+async def with_context(n: int, ctx: JobContext[None] = INJECTED) -> int:
     return n
 
 

@@ -17,7 +17,7 @@ Run workers with ``hasten worker app.jobs:queue``.
 
 import logging
 
-from hasten.context import CONTEXT, JobContext
+from hasten.context import INJECTED, JobContext
 from hasten.errors import (
     ArgumentError,
     ConfigurationError,
@@ -55,10 +55,10 @@ __all__ = [
     "ArgumentError",
     "Backoff",
     "ConfigurationError",
-    "CONTEXT",
     "DecodeError",
     "EnqueueError",
     "HastenError",
+    "INJECTED",
     "Job",
     "JobAborted",
     "JobContext",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-__all__ = ["CONTEXT", "JobContext"]
+__all__ = ["INJECTED", "JobContext"]
 
 R = TypeVar("R")
 
@@ -17,12 +17,12 @@ class JobContext(Generic[R]):
 
     ```python
     @queue.task()
-    async def import_rows(path: str, ctx: JobContext[Resources] = CONTEXT) -> int:
+    async def import_rows(path: str, ctx: JobContext[Resources] = INJECTED) -> int:
         async with ctx.resources.db.begin() as tx:   # created once per worker by the lifespan
             ...
         log.info("attempt %d of job %s", ctx.attempt, ctx.job_id)
     ```
-    The ``= CONTEXT`` default keeps the parameter out of ``enqueue()``'s signature for
+    The ``= INJECTED`` default keeps the parameter out of ``enqueue()``'s signature for
     type checkers; the worker always fills it in.
     """
 
@@ -42,5 +42,6 @@ class JobContext(Generic[R]):
         return datetime.fromtimestamp(self.enqueued_ms / 1000, tz=UTC)
 
 
-CONTEXT: Any = object()
-"""Default value for a `JobContext` parameter; see `JobContext`."""
+INJECTED: Any = object()
+"""Default for a parameter the worker fills in (a `JobContext`, a `Progress`, or a FastAPI
+``Depends``): it keeps the parameter out of ``enqueue()``'s signature for type checkers."""

@@ -18,15 +18,19 @@ Needs ``pip install 'hasten[fastapi]'``; ``import hasten`` never imports this mo
 """
 
 # No `from __future__ import annotations`: FastAPI reads these route annotations at runtime.
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import to_jsonable_python
+from starlette.routing import NoMatchFound
 
+from hasten.dependencies import provide_in_worker
 from hasten.errors import (
     ArgumentError,
     ConfigurationError,
@@ -41,29 +45,41 @@ from hasten.errors import (
 from hasten.job import JobInfo, JobStatus
 from hasten.progress import ProgressInfo, progress_from_record, read_progress
 from hasten.queue import Queue
+from hasten.task import Task
 
 __all__ = [
+    "EnqueuedOut",
     "JobResultOut",
     "ProgressOut",
     "QueueDep",
+    "ResourcesDep",
     "get_queue",
+    "get_resources",
     "install_exception_handlers",
     "jobs_router",
     "lifespan",
 ]
 
 STATE_KEY = "hasten_queue"
+RESOURCES_KEY = "hasten_resources"
 _KEEPALIVE_S = 15.0
 T = TypeVar("T")
 
 AppLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+SharedResources = Callable[[], AbstractAsyncContextManager[Any]]
 
 
-def lifespan(queue: Queue, app_lifespan: AppLifespan | None = None) -> AppLifespan:
+def lifespan(queue: Queue, app_lifespan: AppLifespan | SharedResources | None = None) -> AppLifespan:
     """A FastAPI lifespan that connects *queue* around the app's own lifespan (if any).
 
-    The queue lands in the lifespan state, where `get_queue` finds it: no globals.
+    *app_lifespan* is either the app's lifespan (it takes the app) or a factory that takes
+    nothing, the same one the workers get as ``Queue(lifespan=...)``: then the app and its
+    jobs share one definition of their resources. What it yields is what `get_resources`
+    returns; a mapping is also merged into the lifespan state. The queue lands in the
+    lifespan state too, where `get_queue` finds it: no globals.
     """
+
+    takes_app = app_lifespan is not None and bool(inspect.signature(app_lifespan).parameters)
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -71,14 +87,19 @@ def lifespan(queue: Queue, app_lifespan: AppLifespan | None = None) -> AppLifesp
             if app_lifespan is None:
                 yield {STATE_KEY: queue}
                 return
-            async with app_lifespan(app) as state:
-                yield {**(state or {}), STATE_KEY: queue}
+            manager = app_lifespan(app) if takes_app else app_lifespan()  # type: ignore[call-arg]
+            async with manager as resources:
+                state = dict(resources) if isinstance(resources, Mapping) else {}
+                yield {**state, RESOURCES_KEY: resources, STATE_KEY: queue}
 
     return run
 
 
 async def get_queue(request: Request) -> Queue:
-    """The queue of the app's lifespan; override it with ``app.dependency_overrides``."""
+    """The queue of the app's lifespan; override it with ``app.dependency_overrides``.
+
+    In a job, the queue the job came from.
+    """
     queue = getattr(request.state, STATE_KEY, None)
     if not isinstance(queue, Queue):
         raise ConfigurationError(
@@ -88,8 +109,35 @@ async def get_queue(request: Request) -> Queue:
     return queue
 
 
+async def get_resources(request: Request) -> Any:
+    """What the app's lifespan yielded; in a job, what the worker lifespan yielded.
+
+    The way for one dependency to serve both requests and jobs:
+
+    ```python
+    async def get_session(res: Annotated[Resources, Depends(get_resources)]) -> AsyncIterator[AsyncSession]:
+        async with AsyncSession(res.engine) as session:
+            yield session
+    ```
+    """
+    missing = object()
+    resources = getattr(request.state, RESOURCES_KEY, missing)
+    if resources is missing:
+        raise ConfigurationError(
+            "no resources in the app's lifespan state: create the app with "
+            "FastAPI(lifespan=hasten.fastapi.lifespan(queue, resources))"
+        )
+    return resources
+
+
+provide_in_worker(get_queue, lambda scope: scope.queue)
+provide_in_worker(get_resources, lambda scope: scope.resources)
+
 QueueDep = Annotated[Queue, Depends(get_queue)]
 """Inject the app's queue: ``async def endpoint(queue: QueueDep)``."""
+
+ResourcesDep = Annotated[Any, Depends(get_resources)]
+"""Inject the lifespan's resources, untyped; ``Annotated[Res, Depends(get_resources)]`` types them."""
 
 
 def install_exception_handlers(app: FastAPI) -> None:
@@ -128,14 +176,25 @@ class ProgressOut(BaseModel):
         return cls(fraction=info.fraction, message=info.message, data=info.data)
 
 
-def jobs_router(queue: Queue | None = None) -> APIRouter:
+def jobs_router(queue: Queue | None = None, *, enqueue: bool | Iterable[Task[Any, Any]] = False) -> APIRouter:
     """Routes to read and abort jobs by id: ``GET /{id}``, ``GET /{id}/result``,
     ``GET /{id}/events`` (Server-Sent Events), ``POST /{id}/abort``. Mount it behind your
     own auth dependencies.
 
-    Without *queue* the routes use the app's (`QueueDep`).
+    Without *queue* the routes use the app's (`QueueDep`). *enqueue* adds
+    ``POST /tasks/{task name}`` for the given tasks (``True``: every task of *queue*
+    registered so far), its JSON body validated against the task's parameters.
     """
     router = APIRouter(tags=["jobs"])
+    exposed: Iterable[Task[Any, Any]] = ()
+    if enqueue is True:
+        if queue is None:
+            raise ConfigurationError("jobs_router(enqueue=True) needs the queue whose tasks it exposes")
+        exposed = list(queue.tasks.values())
+    elif enqueue is not False:
+        exposed = enqueue
+    for task in exposed:
+        _add_enqueue_route(router, task)
 
     async def the_queue(request: Request) -> Queue:
         return queue if queue is not None else await get_queue(request)
@@ -194,6 +253,46 @@ def jobs_router(queue: Queue | None = None) -> APIRouter:
         return {"aborted": await _guard(q.job(job_id).abort())}
 
     return router
+
+
+class EnqueuedOut(BaseModel):
+    """A job just enqueued; follow it at the ``Location`` the response gives."""
+
+    id: str
+    task: str
+
+
+def _add_enqueue_route(router: APIRouter, task: Task[Any, Any]) -> None:
+    body_type = task.signature.arguments_type
+    try:
+        TypeAdapter(body_type).json_schema()
+    except Exception as exc:
+        raise ConfigurationError(
+            f"task {task.name} cannot be enqueued over HTTP: its parameters have no JSON schema ({exc})"
+        ) from exc
+
+    async def enqueue_job(request: Request, response: Response, arguments: Any) -> EnqueuedOut:
+        job = await _guard(task.queue.enqueue_many([task.prepare_from(arguments)]))
+        with contextlib.suppress(NoMatchFound):
+            response.headers["Location"] = str(request.url_for("job_info", job_id=job[0].id))
+        return EnqueuedOut(id=job[0].id, task=task.name)
+
+    # The body's type is the task's, known only now: FastAPI reads it from the signature.
+    parameters = list(inspect.signature(enqueue_job).parameters.values())
+    parameters[-1] = parameters[-1].replace(annotation=Annotated[body_type, Body()])
+    enqueue_job.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        parameters, return_annotation=EnqueuedOut
+    )
+    router.add_api_route(
+        f"/tasks/{task.name}",
+        enqueue_job,
+        methods=["POST"],
+        status_code=202,
+        response_model=EnqueuedOut,
+        summary=f"Enqueue {task.name}",
+        name=f"enqueue_{task.name}",
+        description=inspect.getdoc(task.fn) or "",
+    )
 
 
 _JOB_INFO = TypeAdapter(JobInfo)

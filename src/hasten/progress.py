@@ -2,7 +2,7 @@
 
 ```python
 @queue.task()
-async def import_rows(path: str, progress: Progress = CONTEXT) -> int:
+async def import_rows(path: str, progress: Progress = INJECTED) -> int:
     for i, row in enumerate(rows):
         ...
         progress.update(i / len(rows), f"row {i}", {"imported": i})   # cheap: coalesced

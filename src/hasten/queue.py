@@ -66,7 +66,8 @@ class Queue:
         job = await send_welcome.enqueue(42)
     ```
     ``lifespan`` is an async context manager factory run once per worker process; what it
-    yields reaches tasks as ``JobContext.resources``.
+    yields reaches tasks as ``JobContext.resources`` (and FastAPI dependencies through
+    ``hasten.fastapi.get_resources``).
     """
 
     def __init__(
@@ -87,6 +88,8 @@ class Queue:
         self.lifespan = lifespan
         self.middleware: tuple[Middleware, ...] = tuple(middleware)
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        """Replace FastAPI dependencies in this queue's workers (read when a worker starts)."""
         self._redis: Redis | None = None
         self._waiter: ResultWaiter | None = None
 

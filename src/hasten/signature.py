@@ -15,7 +15,8 @@ from typing import Any, NotRequired, Required
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
-from hasten.context import CONTEXT, JobContext
+from hasten.context import INJECTED, JobContext
+from hasten.dependencies import find_depends
 from hasten.errors import ArgumentError, ConfigurationError, SerializationError
 from hasten.progress import Progress
 
@@ -39,10 +40,12 @@ class TaskSignature:
     __slots__ = (
         "_adapter",
         "_context_param",
+        "_dependency_params",
         "_names",
         "_plain",
         "_positional_only",
         "_progress_param",
+        "arguments_type",
         "result_adapter",
     )
 
@@ -56,6 +59,7 @@ class TaskSignature:
         self._positional_only: list[str] = []
         self._context_param: str | None = None
         self._progress_param: str | None = None
+        self._dependency_params: dict[str, tuple[Any, Any]] = {}
         plain = True
         for param in inspect.signature(fn).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -64,12 +68,24 @@ class TaskSignature:
                     "so their arguments can be validated and stored"
                 )
             annotation = hints.get(param.name, Any)
+            if (depends := find_depends(annotation, param.default)) is not None:
+                if param.kind == param.POSITIONAL_ONLY:
+                    raise ConfigurationError(
+                        f"task {fn.__qualname__}: injected parameter {param.name!r} cannot be positional-only"
+                    )
+                self._dependency_params[param.name] = (annotation, depends)
+                continue
             if _is_progress(annotation):
                 self._progress_param = param.name
                 continue
-            if _is_context(annotation) or param.default is CONTEXT:
+            if _is_context(annotation) or (param.default is INJECTED and annotation is Any):
                 self._context_param = param.name
                 continue
+            if param.default is INJECTED:
+                raise ConfigurationError(
+                    f"task {fn.__qualname__}: parameter {param.name!r} defaults to INJECTED but nothing "
+                    "injects it; annotate it JobContext, Progress or Annotated[..., Depends(...)]"
+                )
             if param.kind == param.POSITIONAL_ONLY:
                 self._positional_only.append(param.name)
             if param.kind != param.KEYWORD_ONLY:
@@ -79,9 +95,10 @@ class TaskSignature:
             plain = plain and annotation in _PLAIN
         args_type = TypedDict(f"{fn.__qualname__}Arguments", fields)  # type: ignore[misc]
         config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-        self._adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(
-            with_config(config)(args_type)  # type: ignore[arg-type]
-        )
+        arguments_type: Any = with_config(config)(args_type)
+        self.arguments_type = arguments_type
+        """The arguments ``enqueue()`` takes, as a TypedDict (injected parameters left out)."""
+        self._adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(arguments_type)
         self._plain = plain
         returns = hints.get("return", Any)
         self.result_adapter: TypeAdapter[Any] = TypeAdapter(
@@ -97,6 +114,11 @@ class TaskSignature:
     def progress_param(self) -> str | None:
         return self._progress_param
 
+    @property
+    def dependency_params(self) -> Mapping[str, tuple[Any, Any]]:
+        """Parameters declared with FastAPI's ``Depends``: name -> (annotation, Depends)."""
+        return self._dependency_params
+
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         if len(args) > len(self._names):
             raise ArgumentError(f"takes {len(self._names)} positional arguments but {len(args)} were given")
@@ -111,7 +133,10 @@ class TaskSignature:
 
     def dump_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a call strictly and return its arguments as plain data."""
-        bound = self.bind(args, kwargs)
+        return self.dump_named(self.bind(args, kwargs))
+
+    def dump_named(self, bound: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate arguments given by name (positional-only ones too) and return them as plain data."""
         try:
             validated = self._adapter.validate_python(bound, strict=True)
         except ValidationError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -102,6 +102,10 @@ class Task(Generic[P, R]):
     def prepare(self, *args: P.args, **kwargs: P.kwargs) -> JobRequest[R]:
         """Validate a call now and return it for `enqueue_many`."""
         return JobRequest(self, self.signature.dump_arguments(args, kwargs), self._call_options)
+
+    def prepare_from(self, arguments: Mapping[str, Any]) -> JobRequest[R]:
+        """Validate arguments given as a mapping of parameter names (a JSON body, say)."""
+        return JobRequest(self, self.signature.dump_named(arguments), self._call_options)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Validate the call against the signature, then enqueue one job."""

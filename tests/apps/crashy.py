@@ -8,19 +8,19 @@ import random
 import time
 from typing import Any
 
-from hasten import CONTEXT, Backoff, JobContext, Queue
+from hasten import INJECTED, Backoff, JobContext, Queue
 
 queue = Queue(os.environ.get("HASTEN_TEST_QUEUE", "crashy"))
 LEDGER = os.environ.get("HASTEN_TEST_LEDGER", os.devnull)
 
 
 @queue.task(lease=1.0, retries=0, timeout=30)
-async def effect(n: int, ctx: JobContext[Any] = CONTEXT) -> int:
+async def effect(n: int, ctx: JobContext[Any] = INJECTED) -> int:
     return await _effect(n, ctx)
 
 
 @queue.task(lease=1.0, retries=10, timeout=30, backoff=Backoff(base=0.2, factor=1.5, max=2))
-async def durable_effect(n: int, ctx: JobContext[Any] = CONTEXT) -> int:
+async def durable_effect(n: int, ctx: JobContext[Any] = INJECTED) -> int:
     """The same, retried: its own Redis call fails while Redis is down."""
     return await _effect(n, ctx)
 
@@ -34,7 +34,7 @@ async def _effect(n: int, ctx: JobContext[Any]) -> int:
 
 
 @queue.task(lease=1.0, retries=0, timeout=60)
-async def slow_effect(seconds: float, ctx: JobContext[Any] = CONTEXT) -> str:
+async def slow_effect(seconds: float, ctx: JobContext[Any] = INJECTED) -> str:
     with open(LEDGER, "a") as ledger:
         ledger.write(f"{ctx.job_id} {os.getpid()} {time.time()}\n")
     await asyncio.sleep(seconds)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from hasten import CONTEXT, Job, JobContext, JobRequest, Queue, Task
+from hasten import INJECTED, Job, JobContext, JobRequest, Queue, Task
 
 queue = Queue("typing")
 
@@ -24,7 +24,7 @@ def add(a: int, b: int) -> int:
 
 
 @queue.task
-async def with_context(n: int, ctx: JobContext[dict[str, str]] = CONTEXT) -> None: ...
+async def with_context(n: int, ctx: JobContext[dict[str, str]] = INJECTED) -> None: ...
 
 
 async def usage() -> None:

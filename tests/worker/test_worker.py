@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hasten import (
-    CONTEXT,
+    INJECTED,
     Backoff,
     JobAborted,
     JobContext,
@@ -127,7 +127,7 @@ async def test_exceptions_retry_with_backoff_then_fail(queue: Queue, start_worke
     attempts: list[int] = []
 
     @queue.task(retries=2, backoff=FAST)
-    async def always_fails(ctx: JobContext[None] = CONTEXT) -> None:
+    async def always_fails(ctx: JobContext[None] = INJECTED) -> None:
         attempts.append(ctx.attempt)
         raise ValueError(f"attempt {ctx.attempt}")
 
@@ -161,7 +161,7 @@ async def test_retry_exception_sets_the_delay(queue: Queue, start_worker: Any) -
     seen: list[float] = []
 
     @queue.task(retries=1)
-    async def again(ctx: JobContext[None] = CONTEXT) -> int:
+    async def again(ctx: JobContext[None] = INJECTED) -> int:
         seen.append(time.monotonic())
         if ctx.attempt == 1:
             raise Retry(delay=0.5)
@@ -272,7 +272,7 @@ async def test_lifespan_resources_are_created_once_per_worker(redis_url: str, qu
     queue = Queue(queue_name, redis_url=redis_url, lifespan=resources)
 
     @queue.task
-    async def use(ctx: JobContext[dict[str, str]] = CONTEXT) -> str:
+    async def use(ctx: JobContext[dict[str, str]] = INJECTED) -> str:
         return ctx.resources["db"]
 
     async with queue:
@@ -635,7 +635,7 @@ async def test_progress_is_reported_coalesced_and_readable(queue: Queue, start_w
     gate = asyncio.Event()
 
     @queue.task
-    async def importer(rows: int, progress: Progress = CONTEXT) -> int:
+    async def importer(rows: int, progress: Progress = INJECTED) -> int:
         for i in range(1, rows + 1):
             progress.update(i / rows, f"row {i}", {"imported": i})
             if i == rows // 2:
@@ -645,7 +645,7 @@ async def test_progress_is_reported_coalesced_and_readable(queue: Queue, start_w
         return rows
 
     @queue.task
-    def sync_importer(rows: int, progress: Progress = CONTEXT) -> int:
+    def sync_importer(rows: int, progress: Progress = INJECTED) -> int:
         for i in range(1, rows + 1):
             progress.update(i / rows, f"row {i}")
         return rows

@@ -7,11 +7,13 @@ import functools
 import logging
 import time
 import traceback
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hasten.context import JobContext
+from hasten.dependencies import JobScope, TaskDependencies
 from hasten.errors import ArgumentError, DecodeError, Retry, SerializationError, SignatureError
 from hasten.job import parse_header
 from hasten.middleware import JobOutcome, run_hooks
@@ -78,6 +80,7 @@ class Runner:
         threads: ThreadPoolExecutor,
         unknown_task_grace: float,
         clock_offset_ms: list[float],
+        dependencies: Mapping[str, TaskDependencies] | None = None,
     ) -> None:
         self.queue = queue
         self.codec = queue.codec
@@ -87,6 +90,7 @@ class Runner:
         self.unknown_task_grace_ms = unknown_task_grace * 1000
         self._offset = clock_offset_ms
         self.middleware = queue.middleware
+        self.dependencies = dependencies or {}
         # Without a signing key, None encodes the same for every job: encode it once.
         self._sealed_none = None if queue.settings.signing_key else queue.codec.seal("", None)
 
@@ -214,7 +218,9 @@ class Runner:
     ) -> Outcome:
         ctx: JobContext[Any] | None = None
         param = task.signature.context_param
-        if param is not None or self.middleware:
+        dependencies = self.dependencies.get(task.name)
+        wants_context = dependencies is not None and dependencies.needs_context
+        if param is not None or self.middleware or wants_context:
             ctx = JobContext(
                 job_id=claim.id,
                 task=task.name,
@@ -227,8 +233,11 @@ class Runner:
             if param is not None:
                 kwargs[param] = ctx
         progress = None
-        if (progress_param := task.signature.progress_param) is not None:
-            progress = kwargs[progress_param] = Progress(self.queue, claim.id, ttl)
+        progress_param = task.signature.progress_param
+        if progress_param is not None or (dependencies is not None and dependencies.needs_progress):
+            progress = Progress(self.queue, claim.id, ttl)
+            if progress_param is not None:
+                kwargs[progress_param] = progress
         timeout = overrides.get("t", task.options.timeout)
         retries = int(overrides.get("r", task.options.retries))
         if ctx is not None and self.middleware:
@@ -242,11 +251,11 @@ class Runner:
             asyncio.get_running_loop().call_later(timeout, claim.cancel, "timeout") if timeout else None
         )
         try:
-            if task.is_async:
-                result = await task.fn(*args, **kwargs)
+            if dependencies is None:
+                result = await self._call(task, args, kwargs)
             else:
-                call = functools.partial(task.fn, *args, **kwargs)
-                result = await asyncio.get_running_loop().run_in_executor(self.threads, call)
+                scope = JobScope(self.queue, self.resources, ctx, progress, self.threads)
+                result = await dependencies.call(scope, lambda found: self._call(task, args, kwargs | found))
             if deadline is not None:
                 deadline.cancel()
             if result is None and self._sealed_none is not None:
@@ -293,6 +302,12 @@ class Runner:
                 self.middleware, "after_job", ctx, JobOutcome(status, duration, result, error), reverse=True
             )
         return outcome
+
+    async def _call(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if task.is_async:
+            return await task.fn(*args, **kwargs)
+        call = functools.partial(task.fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.threads, call)
 
     def _retry_or_fail(
         self,

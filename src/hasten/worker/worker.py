@@ -25,6 +25,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from hasten.dependencies import plan_dependencies
 from hasten.errors import ConfigurationError, RedisError
 from hasten.middleware import run_hooks
 from hasten.options import DEFAULT_RESULT_TTL
@@ -136,6 +137,9 @@ class Worker:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         try:
+            # Before anything else: a task whose dependencies a worker cannot resolve is a
+            # deployment error, reported at start-up rather than on its first job.
+            dependencies = plan_dependencies(self.queue)
             await wait_for_redis(self.queue, self.check_redis, self._stopping)
             lifespan = self.queue.lifespan() if self.queue.lifespan else contextlib.nullcontext()
             async with lifespan as resources:
@@ -146,6 +150,7 @@ class Worker:
                     self._threads,
                     self.unknown_task_grace,
                     self._offset,
+                    dependencies,
                 )
                 await self._serve()
         finally:
