@@ -4,15 +4,22 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from hasten import INJECTED, Progress, Queue, Settings, Worker
-from hasten.fastapi import QueueDep, get_queue, install_exception_handlers, jobs_router, lifespan
+from hasten import INJECTED, ConfigurationError, Progress, Queue, Settings, Worker
+from hasten.fastapi import (
+    QueueDep,
+    get_queue,
+    get_resources,
+    install_exception_handlers,
+    jobs_router,
+    lifespan,
+)
 from tests.redis_server import RedisServer, free_port
 
 
@@ -193,3 +200,105 @@ def test_events_stream_progress_then_the_final_state(redis_url: str, queue_name:
     messages = [data["message"] for kind, data in events if kind == "progress"]
     assert messages[-1] == "step 3"
     assert len(messages) >= 2
+
+
+class Engine:
+    """Stands in for a DB engine: one per process, made by the shared resources factory."""
+
+    def __init__(self) -> None:
+        self.rows: list[str] = []
+
+
+@asynccontextmanager
+async def shared_resources() -> AsyncIterator[dict[str, Engine]]:
+    yield {"engine": Engine()}
+
+
+def get_engine(resources: Annotated[dict[str, Engine], Depends(get_resources)]) -> Engine:
+    return resources["engine"]
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def test_one_resources_factory_serves_the_app_and_its_jobs(redis_url: str, queue_name: str) -> None:
+    queue = Queue(queue_name, redis_url=redis_url, lifespan=shared_resources)
+
+    @queue.task(name="record")
+    async def record(row: str, engine: EngineDep = INJECTED) -> int:
+        engine.rows.append(row)
+        return id(engine)
+
+    app = FastAPI(lifespan=lifespan(queue, shared_resources))
+
+    @app.post("/rows/{row}")
+    async def add_row(row: str, engine: EngineDep, request: Request) -> dict[str, Any]:
+        job = await record.enqueue(row)
+        return {"job_id": job.id, "engine": id(engine), "in_state": request.state.engine is engine}
+
+    with TestClient(app) as http:
+        worker = Worker(queue, handle_signals=False)
+        running = http.portal.start_task_soon(worker.run)  # type: ignore[union-attr]
+        body = http.post("/rows/first").json()
+        worker_engine = http.portal.call(record.job(body["job_id"]).result, 10)  # type: ignore[union-attr]
+        http.portal.call(worker.stop)  # type: ignore[union-attr]
+        running.result(timeout=30)
+    assert body["in_state"], "a mapping the factory yields is merged into the lifespan state"
+    assert worker_engine != body["engine"], "the worker made its own engine with the same factory"
+
+
+class Address(BaseModel):
+    city: str
+    zip: str
+
+
+def test_enqueue_endpoint_validates_the_body_against_the_task(redis_url: str, queue_name: str) -> None:
+    queue = Queue(queue_name, redis_url=redis_url)
+
+    @queue.task(name="ship")
+    async def ship(order_id: int, address: Address, express: bool = False) -> str:
+        """Ship an order."""
+        return f"{order_id} to {address.city}{' (express)' if express else ''}"
+
+    @queue.task(name="internal")
+    async def internal() -> None: ...
+
+    app = FastAPI(lifespan=lifespan(queue))
+    app.include_router(jobs_router(queue, enqueue=[ship]), prefix="/jobs")
+    with TestClient(app) as http:
+        worker = Worker(queue, handle_signals=False)
+        running = http.portal.start_task_soon(worker.run)  # type: ignore[union-attr]
+        oslo = {"city": "Oslo", "zip": "0150"}
+        good = http.post("/jobs/tasks/ship", json={"order_id": "7", "address": oslo})
+        assert good.status_code == 202
+        assert good.json()["task"] == "ship"
+        followed = http.get(good.headers["location"] + "/result", params={"timeout": 10})
+        assert followed.json()["value"] == "7 to Oslo"
+        wrong = http.post("/jobs/tasks/ship", json={"order_id": "seven", "address": {"city": "Oslo"}})
+        assert wrong.status_code == 422
+        problems = {tuple(error["loc"]) for error in wrong.json()["detail"]}
+        assert problems == {("body", "order_id"), ("body", "address", "zip")}
+        extra = http.post("/jobs/tasks/ship", json={"order_id": 1, "address": oslo, "x": 1})
+        assert extra.status_code == 422, "unknown fields are refused, as enqueue() refuses them"
+        assert http.post("/jobs/tasks/internal", json={}).status_code in (404, 405), "only listed tasks"
+        schema = http.get("/openapi.json").json()
+        http.portal.call(worker.stop)  # type: ignore[union-attr]
+        running.result(timeout=30)
+    operation = schema["paths"]["/jobs/tasks/ship"]["post"]
+    assert operation["description"] == "Ship an order."
+    body_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    assert set(schema["components"]["schemas"][body_ref]["required"]) == {"order_id", "address"}
+
+
+class Opaque:
+    pass
+
+
+def test_enqueue_endpoint_refuses_a_task_without_a_json_schema(queue_name: str) -> None:
+    queue = Queue(queue_name)
+
+    @queue.task(name="opaque")
+    async def opaque(thing: Opaque) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="opaque cannot be enqueued over HTTP"):
+        jobs_router(queue, enqueue=True)
