@@ -6,9 +6,14 @@ fails the build if one of them stops being an error.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Annotated
 
-from hasten import INJECTED, Job, JobContext, JobRequest, Queue, Task
+from fastapi import Depends
+
+from hasten import INJECTED, Job, JobContext, JobRequest, Progress, Queue, Task
+from hasten.fastapi import QueueDep
 
 queue = Queue("typing")
 
@@ -27,6 +32,19 @@ def add(a: int, b: int) -> int:
 async def with_context(n: int, ctx: JobContext[dict[str, str]] = INJECTED) -> None: ...
 
 
+async def get_session() -> AsyncIterator[str]:
+    yield "session"
+
+
+@queue.task
+async def with_dependencies(
+    report_id: int,
+    session: Annotated[str, Depends(get_session)] = INJECTED,
+    q: QueueDep = INJECTED,
+    progress: Progress = INJECTED,
+) -> None: ...
+
+
 async def usage() -> None:
     task: Task[[int], int] = add  # type: ignore[assignment]
     job: Job[str] = await send_welcome.enqueue(42)
@@ -37,6 +55,8 @@ async def usage() -> None:
     request: JobRequest[int] = add.prepare(1, 2)
     jobs: list[Job[int]] = await add.enqueue_many([request])
     await with_context.enqueue(1)
+    await with_dependencies.enqueue(7)
+    await with_dependencies.enqueue("7")  # type: ignore[arg-type]
 
     await send_welcome.enqueue("42")  # type: ignore[arg-type]
     await send_welcome.enqueue(42, templat="x")  # type: ignore[call-arg]
