@@ -195,3 +195,10 @@ async def test_reload_restarts_the_worker_on_code_changes(
             assert seen == "v2"
     finally:
         _stop(process)
+
+
+def test_worker_refuses_to_start_with_a_request_only_dependency(redis_url: str) -> None:
+    process = hasten_process("worker", "tests.apps.web_only:queue", env={"HASTEN_REDIS_URL": redis_url})
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "task notify, parameter 'user': dependency current_user needs a Request" in err
