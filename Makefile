@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install redis-server test-tools lint test demo bench clean
+.PHONY: install redis-server test-tools lint test demo demo-engine bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: install test-tools lint
 
 demo: install redis-server
 	@scripts/with-redis.sh $(PY) examples/demo.py
+
+demo-engine: install redis-server
+	@scripts/with-redis.sh $(PY) examples/engine/demo.py
 
 bench: install redis-server
 	@scripts/bench.sh

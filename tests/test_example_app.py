@@ -9,7 +9,6 @@ except in CI (``CI=true``), where they fail.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import subprocess
@@ -26,14 +25,17 @@ import asyncpg
 import httpx2 as httpx
 import pytest
 
+from examples.demo import sse_events
 from examples.shop.db import database_url
-from examples.shop.jobs import charge_card
+from examples.shop.jobs import PaymentDeclined, charge_card
 from tests.conftest import ROOT, hasten_process
 from tests.redis_server import RedisServer, free_port
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "test"}
 TARGET = "examples.shop.jobs:queue"
 STARTUP_TIMEOUT = 30.0
+DECLINED = f"{PaymentDeclined.__module__}.{PaymentDeclined.__qualname__}"
+"""How a failed job names an exception class of the app's: by its full path."""
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +108,9 @@ def _wait_until_ready(url: str, processes: dict[str, subprocess.Popen[str]], log
 
 
 @pytest.fixture(scope="module")
-def shop(database: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+def shop(
+    database: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Shop]:
     """``uvicorn examples.shop.app:app`` and ``hasten worker examples.shop.jobs:queue``,
     sharing *database* and a queue of their own on the tests' private Redis."""
     env = {
@@ -151,24 +155,12 @@ def shop(database: str, redis_server: RedisServer, tmp_path_factory: pytest.Temp
 
 @pytest.fixture
 async def http(shop: Shop) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=shop.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=shop.url, timeout=40) as client:
         yield client
 
 
-async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    event, data = "message", ""
-    async for line in response.aiter_lines():
-        if line.startswith("event:"):
-            event = line.removeprefix("event:").strip()
-        elif line.startswith("data:"):
-            data += line.removeprefix("data:").strip()
-        elif not line and data:
-            yield event, json.loads(data)
-            event, data = "message", ""
-
-
 async def result_of(http: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
-    response = await http.get(f"/jobs/{job_id}/result", params={"timeout": 30})
+    response = await http.get(f"/jobs/{job_id}/result", params={"timeout": 20})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -217,13 +209,13 @@ async def test_a_declined_charge_retries_then_is_dead_lettered(http: httpx.Async
     job_id = started.json()["job_id"]
 
     result = await result_of(http, job_id)
-    assert (result["status"], result["error_type"]) == ("failed", "PaymentDeclined")
+    assert (result["status"], result["error_type"]) == ("failed", DECLINED)
     assert "card declined for order 1042" in result["error_message"]
     info = (await http.get(f"/jobs/{job_id}")).json()
     assert info["attempts"] == charge_card.options.retries + 1 == 3
 
     letters = {letter["id"]: letter for letter in (await http.get("/dead-letters")).json()}
-    assert letters[job_id]["error_type"] == "PaymentDeclined"
+    assert letters[job_id]["error_type"] == DECLINED
     assert letters[job_id]["attempts"] == 3
     listed = hasten_process("dlq", "list", TARGET, env=shop.env)
     stdout, stderr = listed.communicate(timeout=30)

@@ -1,6 +1,6 @@
-"""The tasks of the `make demo` example (the producer is examples/demo.py).
+"""The tasks of the `make demo-engine` example (the producer is examples/engine/demo.py).
 
-The worker loads this module with ``hasten worker examples.demo_jobs:queue``; the producer
+The worker loads this module with ``hasten worker examples.engine.demo_jobs:queue``; the producer
 imports it too, to enqueue jobs with the same typed tasks.
 
 Every run uses a fresh queue, ``demo-<random>``, so it never sees another run's jobs. Its
@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 
-from hasten import CONTEXT, Backoff, JobContext, Queue
+from hasten import INJECTED, Backoff, JobContext, Queue
 
 QUEUE_NAME = os.environ.setdefault("HASTEN_DEMO_QUEUE", f"demo-{secrets.token_hex(4)}")
 
@@ -24,7 +24,8 @@ queue = Queue(QUEUE_NAME)  # Redis from HASTEN_REDIS_URL
 log = logging.getLogger("demo.jobs")
 
 # Tasks are named explicitly so producer and worker agree on the names however this module
-# is imported (as `demo_jobs` by examples/demo.py, as `examples.demo_jobs` by the worker).
+# is imported (as `demo_jobs` by examples/engine/demo.py, as `examples.engine.demo_jobs` by the
+# worker).
 
 
 @queue.task(name="add")
@@ -40,7 +41,7 @@ def shout(text: str) -> str:
 
 
 @queue.task(name="charge", retries=2, backoff=Backoff(base=0.2, jitter=0))
-async def charge(order_id: int, ctx: JobContext[None] = CONTEXT) -> str:
+async def charge(order_id: int, ctx: JobContext[None] = INJECTED) -> str:
     """Fails on its first attempt, as a flaky payment gateway would; the retry succeeds."""
     if ctx.attempt == 1:
         raise ConnectionError("payment gateway timed out")
