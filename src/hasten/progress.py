@@ -15,6 +15,7 @@ may call `update` from their thread.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -29,12 +30,22 @@ from hasten.protocol.connection import redis_errors
 if TYPE_CHECKING:
     from hasten.queue import Queue
 
-__all__ = ["INTERVAL_S", "Progress", "ProgressInfo", "progress_from_record", "read_progress"]
+__all__ = [
+    "INTERVAL_S",
+    "MAX_DATA_BYTES",
+    "Progress",
+    "ProgressInfo",
+    "progress_from_record",
+    "read_progress",
+]
 
 log = logging.getLogger("hasten.progress")
 
 INTERVAL_S = 0.2
 """Longest a progress update waits before it is written."""
+
+MAX_DATA_BYTES = 16 * 1024
+"""Progress data is for small facts (counts, a current item), not results."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,8 @@ class Progress:
         """Report progress; fields left out keep their last value."""
         if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise ArgumentError("progress fraction must be between 0 and 1")
+        if data is not None:
+            _check_data(data)
         change = {k: v for k, v in (("f", fraction), ("m", message), ("d", data)) if v is not None}
         if threading.get_ident() == self._thread:
             self._merge(change)
@@ -107,6 +120,17 @@ class Progress:
         if self._writing is not None:
             await self._writing
         await self._write()
+
+
+def _check_data(data: dict[str, Any]) -> None:
+    try:
+        size = len(json.dumps(data, separators=(",", ":")))
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"progress data must be a JSON object: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ArgumentError("progress data must be a JSON object (a dict)")
+    if size > MAX_DATA_BYTES:
+        raise ArgumentError(f"progress data is {size} bytes as JSON; the limit is {MAX_DATA_BYTES}")
 
 
 async def read_progress(queue: Queue, job_id: str) -> ProgressInfo | None:
