@@ -302,3 +302,32 @@ def test_enqueue_endpoint_refuses_a_task_without_a_json_schema(queue_name: str) 
 
     with pytest.raises(ConfigurationError, match="opaque cannot be enqueued over HTTP"):
         jobs_router(queue, enqueue=True)
+
+
+def test_every_jobs_route_is_typed_in_openapi(queue_name: str) -> None:
+    queue = Queue(queue_name)
+
+    @queue.task(name="ping")
+    async def ping(n: int) -> int:
+        return n
+
+    app = FastAPI()
+    app.include_router(jobs_router(queue, enqueue=True), prefix="/jobs")
+    schema = app.openapi()
+    answers = {
+        (path, method): next(iter(op["responses"][code]["content"].items()))
+        for path, methods in schema["paths"].items()
+        for method, op in methods.items()
+        for code in op["responses"]
+        if code in ("200", "202")
+    }
+    assert {kind for kind, _ in answers.values()} == {"application/json", "text/event-stream"}
+    refs = {key: body.get("schema", {}).get("$ref", "") for key, (_, body) in answers.items()}
+    refs = {key: ref.rsplit("/", 1)[-1] for key, ref in refs.items()}
+    assert refs == {
+        ("/jobs/tasks/ping", "post"): "EnqueuedOut",
+        ("/jobs/{job_id}", "get"): "JobInfo",
+        ("/jobs/{job_id}/result", "get"): "JobResultOut",
+        ("/jobs/{job_id}/events", "get"): "",
+        ("/jobs/{job_id}/abort", "post"): "AbortOut",
+    }

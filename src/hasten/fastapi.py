@@ -48,6 +48,7 @@ from hasten.queue import Queue
 from hasten.task import Task
 
 __all__ = [
+    "AbortOut",
     "EnqueuedOut",
     "JobResultOut",
     "ProgressOut",
@@ -249,10 +250,16 @@ def jobs_router(queue: Queue | None = None, *, enqueue: bool | Iterable[Task[Any
         return StreamingResponse(_events(q, job_id), media_type="text/event-stream")
 
     @router.post("/{job_id}/abort", summary="Abort a waiting or running job")
-    async def abort_job(job_id: str, q: Q) -> dict[str, bool]:
-        return {"aborted": await _guard(q.job(job_id).abort())}
+    async def abort_job(job_id: str, q: Q) -> AbortOut:
+        return AbortOut(aborted=await _guard(q.job(job_id).abort()))
 
     return router
+
+
+class AbortOut(BaseModel):
+    """Whether the abort reached the job: false when it had already ended or never existed."""
+
+    aborted: bool
 
 
 class EnqueuedOut(BaseModel):
