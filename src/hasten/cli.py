@@ -9,13 +9,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from hasten.dead_letters import DeadLetter
-from hasten.errors import ConfigurationError, HastenError
+from hasten.errors import ConfigurationError, HastenError, UnsupportedRedis
 from hasten.queue import Queue
 from hasten.worker import Worker
 
@@ -119,7 +121,7 @@ def worker(
         obj = load_target(target)
     except (ImportError, HastenError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise typer.Exit(EXIT_CONFIGURATION) from exc
     if isinstance(obj, Queue):
         obj = Worker(
             obj, concurrency=concurrency, burst=burst, shutdown_grace=shutdown_grace, worker_id=worker_id
@@ -141,7 +143,8 @@ def worker(
         run_async(serve)
     except HastenError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        code = EXIT_CONFIGURATION if isinstance(exc, ConfigurationError | UnsupportedRedis) else 1
+        raise typer.Exit(code) from exc
 
 
 def _queue_of(target: str) -> Queue:
@@ -248,25 +251,79 @@ def dlq_purge(target: TargetArg, job_id: IdArg = None, every: AllOption = False)
     typer.echo(f"purged {count} job{'s' if count != 1 else ''}")
 
 
+_QUICK_EXIT_S = 10.0
+"""A worker process that dies sooner than this after starting is restarted after a backoff."""
+_MAX_RESTART_DELAY_S = 30.0
+_POLL_S = 0.2
+EXIT_CONFIGURATION = 2
+"""How a worker says it cannot run as configured: restarting it would not help."""
+
+
+@dataclass(slots=True)
+class _Child:
+    process: subprocess.Popen[bytes]
+    started: float
+    quick_exits: int = 0
+
+
 def _supervise(argv: list[str], count: int) -> int:
-    """Run *count* single-process workers and pass signals on to them."""
-    args = [a for a in argv]
+    """Run *count* single-process workers, pass signals on to them, and replace one that
+    dies (killed, crashed) until told to stop; a crash loop backs off up to 30 s."""
+    args = list(argv)
     for flag in ("--workers", "-w"):
         while flag in args:
             i = args.index(flag)
             del args[i : i + 2]
     args = [a for a in args if not a.startswith("--workers=")]
-    children = [subprocess.Popen([sys.executable, "-m", "hasten", *args]) for _ in range(count)]
+    log = logging.getLogger("hasten.supervisor")
+    stopping: list[int] = []
+
+    def spawn(quick_exits: int = 0) -> _Child:
+        process = subprocess.Popen([sys.executable, "-m", "hasten", *args])
+        return _Child(process, time.monotonic(), quick_exits)
 
     def forward(signum: int, _frame: Any) -> None:
+        stopping.append(signum)
         for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
+            if child.process.poll() is None:
+                child.process.send_signal(signum)
 
+    children = [spawn() for _ in range(count)]
+    pending: list[tuple[float, int]] = []
+    """Replacements to start: (when, quick exits so far)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, forward)
-    codes = [child.wait() for child in children]
-    return max(codes, default=0)
+    codes: list[int] = []
+    while children or (pending and not stopping):
+        time.sleep(_POLL_S)
+        now = time.monotonic()
+        for due in [p for p in pending if p[0] <= now and not stopping]:
+            pending.remove(due)
+            children.append(spawn(due[1]))
+        for child in [c for c in children if c.process.poll() is not None]:
+            children.remove(child)
+            code = child.process.returncode
+            if code == 0 or stopping:
+                codes.append(code)
+            elif code == EXIT_CONFIGURATION:
+                log.error("worker process %d cannot run as configured; stopping", child.process.pid)
+                codes.append(code)
+                forward(signal.SIGTERM, None)
+            else:
+                lived = now - child.started
+                quick = child.quick_exits + 1 if lived < _QUICK_EXIT_S else 0
+                delay = min(_MAX_RESTART_DELAY_S, 2.0 ** (quick - 1)) if quick else 0.0
+                log.warning(
+                    "worker process %d died (%s) after %.1fs; starting another in %.0fs",
+                    child.process.pid,
+                    f"signal {-code}" if code < 0 else f"exit code {code}",
+                    lived,
+                    delay,
+                )
+                pending.append((now + delay, quick))
+    if EXIT_CONFIGURATION in codes:
+        return EXIT_CONFIGURATION
+    return max((abs(code) for code in codes), default=0)
 
 
 def main() -> None:
