@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: tasks here use dependencies defined in the test
 # body, which string annotations could not find (FastAPI has the same rule).
 import asyncio
+import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -339,3 +340,20 @@ def test_injected_default_without_anything_to_inject_is_a_configuration_error(qu
 
         @queue.task()
         async def wrong(user_id: int = INJECTED) -> None: ...
+
+
+async def test_a_dependency_cycle_is_a_configuration_error(queue: Queue) -> None:
+    def loops(again: Annotated[str, Depends(lambda: "")]) -> str:
+        return again
+
+    again = Annotated[str, Depends(loops)]  # a function cannot name itself in its own signature
+    loops.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("again", inspect.Parameter.KEYWORD_ONLY, annotation=again)]
+    )
+
+    @queue.task(name="cyclic")
+    async def cyclic(value: Annotated[str, Depends(loops)] = INJECTED) -> None: ...
+
+    worker = Worker(queue, handle_signals=False, check_redis=False)
+    with pytest.raises(ConfigurationError, match="loops -> loops depends on itself"):
+        await asyncio.wait_for(worker.run(), 10)

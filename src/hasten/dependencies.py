@@ -134,6 +134,7 @@ class _Planner:
         self.overrides = overrides
         self.needs_context = False
         self.needs_progress = False
+        self._resolving: list[Callable[..., Any]] = []
 
     def node(self, depends: Any, annotation: Any, path: list[str]) -> _Node:
         call = depends.dependency
@@ -147,17 +148,21 @@ class _Planner:
         if provider is not None:
             return _Node(provider, "provided", (), cache_key)
         if not callable(call):
-            raise _Unresolvable(path, f"Depends({call!r}) is not callable")
+            raise _Unresolvable([*path, repr(call)], "is not callable", web_only=False)
         path = [*path, _name_of(call)]
+        if any(call is seen for seen in self._resolving):
+            raise _Unresolvable(path, "depends on itself", web_only=False)
         try:
             signature = inspect.signature(call, eval_str=True)
         except (NameError, TypeError, ValueError) as exc:
-            raise _Unresolvable(path, f"its signature cannot be read: {exc}") from exc
+            raise _Unresolvable(path, f"has a signature that cannot be read: {exc}", web_only=False) from exc
+        self._resolving.append(call)
         arguments: list[tuple[str, _Node | str]] = []
         for param in signature.parameters.values():
             source = self.source(param, path)
             if source is not None:
                 arguments.append((param.name, source))
+        self._resolving.pop()
         return _Node(call, _kind_of(call), tuple(arguments), cache_key)
 
     def source(self, param: inspect.Parameter, path: list[str]) -> _Node | str | None:
@@ -166,7 +171,7 @@ class _Planner:
         depends = find_depends(annotation, param.default)
         if depends is not None:
             if param.kind is param.POSITIONAL_ONLY:
-                raise _Unresolvable(path, f"parameter {param.name!r} is positional-only")
+                raise _Unresolvable(path, f"injects positional-only parameter {param.name!r}", web_only=False)
             return self.node(depends, annotation, path)
         if _is_type(base, JobContext) or typing.get_origin(base) is JobContext:
             self.needs_context = True
@@ -189,8 +194,9 @@ class _Planner:
 
 
 class _Unresolvable(Exception):
-    def __init__(self, path: list[str], problem: str) -> None:
+    def __init__(self, path: list[str], problem: str, *, web_only: bool = True) -> None:
         super().__init__(f"{' -> '.join(path)} {problem}")
+        self.web_only = web_only
 
 
 _HINT = (
@@ -208,10 +214,9 @@ def _plan_task(
         try:
             parameters.append((name, planner.node(depends, annotation, [])))
         except _Unresolvable as exc:
-            raise ConfigurationError(
-                f"task {task.name}, parameter {name!r}: dependency {exc}, "
-                f"which a worker cannot provide. {_HINT}"
-            ) from None
+            hint = f", which a worker cannot provide. {_HINT}" if exc.web_only else ""
+            where = f"task {task.name}, parameter {name!r}"
+            raise ConfigurationError(f"{where}: dependency {exc}{hint}") from None
     return TaskDependencies(tuple(parameters), planner.needs_context, planner.needs_progress)
 
 
@@ -295,8 +300,8 @@ def _kind_of(call: Callable[..., Any]) -> Kind:
 
 
 def _name_of(call: Callable[..., Any]) -> str:
-    name = getattr(call, "__qualname__", None) or type(call).__qualname__
-    return str(name)
+    name = str(getattr(call, "__qualname__", None) or type(call).__qualname__)
+    return name.rpartition("<locals>.")[2]
 
 
 def _unannotated(annotation: Any) -> Any:
