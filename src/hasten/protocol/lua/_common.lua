@@ -94,8 +94,16 @@ local function read_policy(text)
 end
 
 -- Keep a failed job's body and failure record in the bounded dead-letter queue.
+-- Scores are failure times, made strictly increasing (a thousandth of a millisecond past
+-- the newest when several fail within one millisecond) so "newest first" and the trimming
+-- of the oldest follow the order jobs failed in, not their ids.
 local function dead_letter(id, body, record, now, policy)
-    redis.call('ZADD', K_DLQ, now, id)
+    local score = now
+    local newest = redis.call('ZRANGE', K_DLQ, -1, -1, 'WITHSCORES')
+    if newest[2] and tonumber(newest[2]) >= score then
+        score = tonumber(newest[2]) + 0.001
+    end
+    redis.call('ZADD', K_DLQ, score, id)
     redis.call('HSET', K_DLQ_RECORDS, id, record)
     redis.call('HSET', K_DLQ_BODIES, id, body)
     local old = redis.call('ZRANGE', K_DLQ, '-inf', now - policy.dlq_age_ms, 'BYSCORE', 'LIMIT', 0, 100)
