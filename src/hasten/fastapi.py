@@ -1,11 +1,20 @@
-"""FastAPI integration: the queue in the app's lifespan, a `QueueDep`, and a jobs router.
+"""FastAPI integration: the queue in the app's lifespan, `QueueDep`, shared resources
+for routes and jobs, and a jobs router.
 
 ```python
 from fastapi import Depends, FastAPI
-from hasten.fastapi import QueueDep, install_exception_handlers, jobs_router, lifespan
+from hasten.fastapi import QueueDep, get_resources, install_exception_handlers, jobs_router, lifespan
 
-app = FastAPI(lifespan=lifespan(queue, my_own_lifespan))   # connects the queue at start-up
+queue = Queue("app", lifespan=resources)                   # workers run `resources` once each
+app = FastAPI(lifespan=lifespan(queue, resources))         # so does the app; the queue connects
 install_exception_handlers(app)                            # Redis down -> 503, bad call -> 422
+
+async def get_db(res: Annotated[Resources, Depends(get_resources)]) -> AsyncIterator[AsyncSession]:
+    async with AsyncSession(res.engine) as session:         # one dependency for routes and jobs
+        yield session
+
+@queue.task()
+async def send_welcome(user_id: int, db: Annotated[AsyncSession, Depends(get_db)] = INJECTED) -> None: ...
 
 @app.post("/signup")
 async def signup(body: SignupIn, queue: QueueDep) -> dict[str, str]:
