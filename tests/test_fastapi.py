@@ -188,7 +188,13 @@ def test_events_stream_progress_then_the_final_state(redis_url: str, queue_name:
         job_id = http.portal.call(report.enqueue, 3).id  # type: ignore[union-attr]
         with http.stream("GET", f"/jobs/{job_id}/events", headers=ADMIN) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
-            lines = [line for line in response.iter_lines() if line.startswith(("event:", "data:"))]
+            received = list(response.iter_lines())
+        lines = [line for line in received if line.startswith(("event:", "data:"))]
+        ids = [int(line.removeprefix("id: ")) for line in received if line.startswith("id:")]
+        assert ids == list(range(1, len(lines) // 2 + 1)), "every event has an id, in order"
+        # A browser's EventSource reconnects after the stream ends, naming the last id: 204 stops it.
+        reconnect = http.get(f"/jobs/{job_id}/events", headers={**ADMIN, "Last-Event-ID": str(ids[-1])})
+        assert reconnect.status_code == 204
         http.portal.call(worker.stop)  # type: ignore[union-attr]
         running.result(timeout=30)
     events = [

@@ -29,11 +29,12 @@ Needs ``pip install 'hasten[fastapi]'``; ``import hasten`` never imports this mo
 # No `from __future__ import annotations`: FastAPI reads these route annotations at runtime.
 import contextlib
 import inspect
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import to_jsonable_python
@@ -250,12 +251,23 @@ def jobs_router(queue: Queue | None = None, *, enqueue: bool | Iterable[Task[Any
         "/{job_id}/events",
         summary="Server-Sent Events: the job's progress, then its final state",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        responses={
+            200: {"content": {"text/event-stream": {}}},
+            204: {"description": "the job has ended (a reconnect: the request names a Last-Event-ID)"},
+        },
     )
-    async def job_events(job_id: str, q: Q) -> StreamingResponse:
+    async def job_events(
+        job_id: str,
+        q: Q,
+        last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Response:
         info = await _guard(q.job(job_id).info())
         if info.status is JobStatus.NOT_FOUND:
             raise HTTPException(404, f"no job {job_id}")
+        if last_event_id is not None and info.status.is_final:
+            # A browser's EventSource reconnects when a stream ends; 204 tells it the job
+            # is over, where a new stream would replay the final state every few seconds.
+            return Response(status_code=204)
         return StreamingResponse(_events(q, job_id), media_type="text/event-stream")
 
     @router.post("/{job_id}/abort", summary="Abort a waiting or running job")
@@ -314,32 +326,33 @@ def _add_enqueue_route(router: APIRouter, task: Task[Any, Any]) -> None:
 _JOB_INFO = TypeAdapter(JobInfo)
 
 
-def _sse(event: str, data: bytes | str) -> str:
+def _sse(event: str, data: bytes | str, sequence: int) -> str:
     text = data.decode() if isinstance(data, bytes) else data
-    return f"event: {event}\ndata: {text}\n\n"
+    return f"id: {sequence}\nevent: {event}\ndata: {text}\n\n"
 
 
 async def _events(queue: Queue, job_id: str) -> AsyncIterator[str]:
     """Progress and status events until the job ends; subscribe first, then read, so
     nothing published in between is missed. Comments keep idle proxies from closing it."""
+    sequence = itertools.count(1)
     progress_channel, done_channel = queue.keys.progress(job_id), queue.keys.done_channel(job_id)
     pubsub = queue.redis.pubsub()
     try:
         await pubsub.subscribe(progress_channel, done_channel)
         if (progress := await read_progress(queue, job_id)) is not None:
-            yield _sse("progress", ProgressOut.of(progress).model_dump_json())
+            yield _sse("progress", ProgressOut.of(progress).model_dump_json(), next(sequence))
         info = await queue.job(job_id).info()
-        yield _sse("status", _JOB_INFO.dump_json(info))
+        yield _sse("status", _JOB_INFO.dump_json(info), next(sequence))
         while not info.status.is_final and info.status is not JobStatus.NOT_FOUND:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_KEEPALIVE_S)
             if message is None:
                 yield ": keep-alive\n\n"
             elif message["channel"].decode() == progress_channel:
                 reported = progress_from_record(queue.codec.unpack_record(message["data"]))
-                yield _sse("progress", ProgressOut.of(reported).model_dump_json())
+                yield _sse("progress", ProgressOut.of(reported).model_dump_json(), next(sequence))
             else:
                 info = await queue.job(job_id).info()
-                yield _sse("status", _JOB_INFO.dump_json(info))
+                yield _sse("status", _JOB_INFO.dump_json(info), next(sequence))
     finally:
         await pubsub.aclose()
 
