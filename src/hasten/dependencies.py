@@ -46,7 +46,14 @@ if TYPE_CHECKING:
     from hasten.queue import Queue
     from hasten.task import Task
 
-__all__ = ["JobScope", "TaskDependencies", "find_depends", "plan_dependencies", "provide_in_worker"]
+__all__ = [
+    "JobScope",
+    "TaskDependencies",
+    "find_depends",
+    "injected_by_type",
+    "plan_dependencies",
+    "provide_in_worker",
+]
 
 Provider = Callable[["JobScope"], Any]
 Kind = Literal["async", "sync", "async_gen", "gen", "provided"]
@@ -57,6 +64,15 @@ _PROVIDERS: dict[Callable[..., Any], Provider] = {}
 def provide_in_worker(dependency: Callable[..., Any], provider: Provider) -> None:
     """Resolve *dependency* in workers by calling ``provider(scope)`` instead."""
     _PROVIDERS[dependency] = provider
+
+
+def injected_by_type(annotation: Any) -> Literal["context", "progress"] | None:
+    """What a worker injects into a parameter by its annotation alone."""
+    if (typing.get_origin(annotation) or annotation) is JobContext:
+        return "context"
+    if annotation is Progress:
+        return "progress"
+    return None
 
 
 def find_depends(annotation: Any, default: Any) -> Any | None:
@@ -173,12 +189,10 @@ class _Planner:
             if param.kind is param.POSITIONAL_ONLY:
                 raise _Unresolvable(path, f"injects positional-only parameter {param.name!r}", web_only=False)
             return self.node(depends, annotation, path)
-        if _is_type(base, JobContext) or typing.get_origin(base) is JobContext:
-            self.needs_context = True
-            return "context"
-        if base is Progress:
-            self.needs_progress = True
-            return "progress"
+        if (injected := injected_by_type(base)) is not None:
+            self.needs_context = self.needs_context or injected == "context"
+            self.needs_progress = self.needs_progress or injected == "progress"
+            return injected
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             return None
         if (web_only := _web_only(base)) is not None:

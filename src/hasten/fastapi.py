@@ -300,10 +300,10 @@ def _add_enqueue_route(router: APIRouter, task: Task[Any, Any]) -> None:
         ) from exc
 
     async def enqueue_job(request: Request, response: Response, arguments: Any) -> EnqueuedOut:
-        job = await _guard(task.queue.enqueue_many([task.prepare_from(arguments)]))
+        (job,) = await _guard(task.enqueue_many([task.prepare_from(arguments)]))
         with contextlib.suppress(NoMatchFound):
-            response.headers["Location"] = str(request.url_for("job_info", job_id=job[0].id))
-        return EnqueuedOut(id=job[0].id, task=task.name)
+            response.headers["Location"] = str(request.url_for("job_info", job_id=job.id))
+        return EnqueuedOut(id=job.id, task=task.name)
 
     # The body's type is the task's, known only now: FastAPI reads it from the signature.
     parameters = list(inspect.signature(enqueue_job).parameters.values())

@@ -15,23 +15,13 @@ from typing import Any, NotRequired, Required
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
-from hasten.context import INJECTED, JobContext
-from hasten.dependencies import find_depends
+from hasten.context import INJECTED
+from hasten.dependencies import find_depends, injected_by_type
 from hasten.errors import ArgumentError, ConfigurationError, SerializationError
-from hasten.progress import Progress
 
 __all__ = ["TaskSignature"]
 
 _PLAIN = (int, str, bytes, float, bool, type(None))
-
-
-def _is_context(annotation: Any) -> bool:
-    origin = typing.get_origin(annotation) or annotation
-    return origin is JobContext
-
-
-def _is_progress(annotation: Any) -> bool:
-    return annotation is Progress
 
 
 class TaskSignature:
@@ -75,10 +65,11 @@ class TaskSignature:
                     )
                 self._dependency_params[param.name] = (annotation, depends)
                 continue
-            if _is_progress(annotation):
+            injected = injected_by_type(annotation)
+            if injected == "progress":
                 self._progress_param = param.name
                 continue
-            if _is_context(annotation) or (param.default is INJECTED and annotation is Any):
+            if injected == "context" or (param.default is INJECTED and annotation is Any):
                 self._context_param = param.name
                 continue
             if param.default is INJECTED:
