@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from servers import RedisServer
 from sides import BenchError, Side
+from tests.redis_server import RedisServer
 
 __all__ = ["Sizes", "measure_library"]
 

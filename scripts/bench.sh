@@ -13,4 +13,5 @@ fi
 if ! "$ARQ_VENV/bin/python" -c "import arq.version, sys; sys.exit(arq.version.VERSION != '$ARQ_VERSION')" 2>/dev/null; then
     "$ARQ_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "arq==$ARQ_VERSION"
 fi
-exec .venv/bin/python bench/run.py --arq-python "$ARQ_VENV/bin/python" "$@"
+# bench/metrics.py starts its Redis servers with tests/redis_server.py, from the repository root.
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" exec .venv/bin/python bench/run.py --arq-python "$ARQ_VENV/bin/python" "$@"

@@ -50,6 +50,17 @@ def _task(queue: Queue, name: str) -> Any:
     return queue.tasks[f"tests.apps.basic.{name}"]
 
 
+async def _pids_running(queue: Queue, count: int) -> set[int]:
+    """The worker processes that run jobs, until *count* of them are seen (or 30 s pass)."""
+    whoami = _task(queue, "whoami")
+    pids: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(pids) < count and time.monotonic() < deadline:
+        jobs = await whoami.enqueue_many([whoami.prepare() for _ in range(10)])
+        pids.update([await j.result(timeout=20) for j in jobs])
+    return pids
+
+
 async def test_worker_command_runs_jobs(app_queue: Queue, redis_url: str, tmp_path: Path) -> None:
     process = hasten_process(
         "worker", "tests.apps.basic:queue", "-c", "10", env=_env(redis_url, app_queue.name, tmp_path)
@@ -90,12 +101,7 @@ async def test_workers_option_runs_several_processes(
         env=_env(redis_url, app_queue.name, tmp_path),
     )
     try:
-        whoami = _task(app_queue, "whoami")
-        pids: set[int] = set()
-        deadline = time.monotonic() + 30
-        while len(pids) < 2 and time.monotonic() < deadline:
-            jobs = await whoami.enqueue_many([whoami.prepare() for _ in range(10)])
-            pids.update([await j.result(timeout=20) for j in jobs])
+        pids = await _pids_running(app_queue, 2)
         assert len(pids) == 2
         assert process.pid not in pids
     finally:
@@ -110,18 +116,8 @@ async def test_workers_option_replaces_a_worker_process_that_dies(
         "worker", "tests.apps.basic:queue", "--workers", "2", "-c", "1",
         env=_env(redis_url, app_queue.name, tmp_path),
     )  # fmt: skip
-    whoami = _task(app_queue, "whoami")
-
-    async def pids_until(count: int) -> set[int]:
-        pids: set[int] = set()
-        deadline = time.monotonic() + 30
-        while len(pids) < count and time.monotonic() < deadline:
-            jobs = await whoami.enqueue_many([whoami.prepare() for _ in range(10)])
-            pids.update([await j.result(timeout=20) for j in jobs])
-        return pids
-
     try:
-        first = await pids_until(2)
+        first = await _pids_running(app_queue, 2)
         assert len(first) == 2
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
@@ -129,7 +125,7 @@ async def test_workers_option_replaces_a_worker_process_that_dies(
         # for its lease to run out (crash recovery, tested elsewhere), not for a new worker.
         while Path(f"/proc/{victim}").exists():
             await asyncio.sleep(0.05)
-        later = await pids_until(2)
+        later = await _pids_running(app_queue, 2)
         assert victim not in later and len(later - first) == 1, "a new process took the dead one's place"
     finally:
         code, err = _stop(process)

@@ -11,33 +11,24 @@ from tests.redis_server import RedisServer, free_port
 
 
 async def test_warns_when_redis_may_evict_or_forget_jobs(hasten_warnings: list[str], queue_name: str) -> None:
-    server = RedisServer("--maxmemory-policy", "allkeys-lru")
-    try:
+    with RedisServer("--maxmemory-policy", "allkeys-lru") as server:
         async with Queue(queue_name, redis_url=server.url):
             pass
-    finally:
-        server.close()
     assert any("maxmemory-policy is allkeys-lru" in m for m in hasten_warnings)
     assert any("persistence is off" in m for m in hasten_warnings)
 
 
 async def test_no_warnings_for_a_safe_redis(hasten_warnings: list[str], queue_name: str) -> None:
-    server = RedisServer(appendonly=True)
-    try:
+    with RedisServer(appendonly=True) as server:
         async with Queue(queue_name, redis_url=server.url):
             pass
-    finally:
-        server.close()
     assert hasten_warnings == []
 
 
 async def test_warns_when_config_cannot_be_read(hasten_warnings: list[str], queue_name: str) -> None:
-    server = RedisServer("--rename-command", "CONFIG", "")
-    try:
+    with RedisServer("--rename-command", "CONFIG", "") as server:
         async with Queue(queue_name, redis_url=server.url):
             pass
-    finally:
-        server.close()
     assert any("cannot read Redis config" in m for m in hasten_warnings)
 
 

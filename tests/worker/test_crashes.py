@@ -10,8 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from hasten import JobStatus, Queue
+from hasten import JobStatus, Queue, Task
 from tests.conftest import crashy_worker, wait_for_status
+
+
+def crashy_queue(redis_url: str, queue_name: str) -> tuple[Queue, Task[[float], str]]:
+    """The producer's side of tests/apps/crashy.py: its queue and its slow task."""
+    queue = Queue(queue_name, redis_url=redis_url)
+
+    @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
+    async def slow_effect(seconds: float) -> str: ...
+
+    return queue, slow_effect
 
 
 @pytest.mark.slow
@@ -68,10 +78,7 @@ async def test_paused_worker_is_fenced_when_it_comes_back(
     redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger"
-    queue = Queue(queue_name, redis_url=redis_url)
-
-    @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
-    async def slow_effect(seconds: float) -> str: ...
+    queue, slow_effect = crashy_queue(redis_url, queue_name)
 
     paused = crashy_worker(redis_url, queue_name, ledger, "paused", "-c", "32")
     other = None
@@ -111,10 +118,7 @@ async def test_sigterm_under_load_finishes_running_jobs_once(
     redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger"
-    queue = Queue(queue_name, redis_url=redis_url)
-
-    @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
-    async def slow_effect(seconds: float) -> str: ...
+    queue, slow_effect = crashy_queue(redis_url, queue_name)
 
     stopping = crashy_worker(redis_url, queue_name, ledger, "stopping", "-c", "16")
     staying = crashy_worker(redis_url, queue_name, ledger, "staying", "-c", "16")
@@ -138,10 +142,7 @@ async def test_sigterm_past_the_grace_releases_jobs_to_other_workers(
     redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger"
-    queue = Queue(queue_name, redis_url=redis_url)
-
-    @queue.task(name="tests.apps.crashy.slow_effect", lease=1.0, retries=0)
-    async def slow_effect(seconds: float) -> str: ...
+    queue, slow_effect = crashy_queue(redis_url, queue_name)
 
     stopping = crashy_worker(redis_url, queue_name, ledger, "stopping", "-c", "4", "--shutdown-grace", "0.2")
     staying = None
