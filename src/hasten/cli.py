@@ -25,6 +25,9 @@ __all__ = ["app", "load_target", "main", "run_async"]
 
 T = TypeVar("T")
 
+EXIT_CONFIGURATION = 2
+"""How a worker says it cannot run as configured: restarting it would not help."""
+
 app = typer.Typer(
     name="hasten",
     help="hasten: an async Redis job queue.",
@@ -255,8 +258,6 @@ _QUICK_EXIT_S = 10.0
 """A worker process that dies sooner than this after starting is restarted after a backoff."""
 _MAX_RESTART_DELAY_S = 30.0
 _POLL_S = 0.2
-EXIT_CONFIGURATION = 2
-"""How a worker says it cannot run as configured: restarting it would not help."""
 
 
 @dataclass(slots=True)
